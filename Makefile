@@ -1,0 +1,29 @@
+# One place for set-up: every target installs what it needs first.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke docker-images test-docker clean
+
+install: install-system install-python
+
+install-system:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y redis-server || { $$SUDO apt-get update && $$SUDO apt-get install -y redis-server; }; }
+
+install-python:
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+
+lint: install-python
+	$(PYTHON) -m ruff check .
+	lint-imports
+
+test: install
+	$(PYTHON) -m ruff check .
+	lint-imports
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build *.egg-info .pytest_cache .ruff_cache
