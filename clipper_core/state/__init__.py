@@ -1,6 +1,6 @@
 """Clipper's Redis state: schema, typed records, async accessors and change events."""
 
-from clipper_core.state.records import AppInfo, ContainerInfo, ModelInfo
+from clipper_core.state.records import AppInfo, ContainerInfo, ModelId, ModelInfo
 from clipper_core.state.schema import DEFAULT_BATCH_SIZE, DEFAULT_SELECTION_POLICY, Db
 from clipper_core.state.store import RedisSettings, StateStore
 from clipper_core.state.watch import Resync, StateChange, watch_changes
@@ -11,6 +11,7 @@ __all__ = [
     "AppInfo",
     "ContainerInfo",
     "Db",
+    "ModelId",
     "ModelInfo",
     "RedisSettings",
     "Resync",

@@ -15,7 +15,7 @@ from clipper_core.state.schema import (
     model_id,
 )
 
-__all__ = ["AppInfo", "ContainerInfo", "ModelInfo", "parse_input_type_name"]
+__all__ = ["AppInfo", "ContainerInfo", "ModelId", "ModelInfo", "parse_input_type_name"]
 
 
 def parse_input_type_name(name: str) -> InputType:
@@ -36,6 +36,17 @@ def _int(fields: dict[str, str], key: str, default: int | None = None) -> int:
         return int(raw)
     except ValueError:
         raise StateError(f"field {key}={raw!r} is not an integer") from None
+
+
+@dataclass(slots=True, frozen=True)
+class ModelId:
+    """A versioned model; ``str()`` is ``<name>:<version>`` as in Redis and metrics."""
+
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return model_id(self.name, self.version)
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,8 +90,8 @@ class ModelInfo:
     is_valid: bool = True
 
     @property
-    def model_id(self) -> str:
-        return model_id(self.name, self.version)
+    def model_id(self) -> ModelId:
+        return ModelId(self.name, self.version)
 
     def to_hash(self) -> dict[str, str]:
         """Fields in the original's HMSET order; ``valid`` present only while valid."""
@@ -124,12 +135,12 @@ class ContainerInfo:
     input_type: InputType
 
     @property
-    def model_id(self) -> str:
-        return model_id(self.model_name, self.model_version)
+    def model_id(self) -> ModelId:
+        return ModelId(self.model_name, self.model_version)
 
     def to_hash(self) -> dict[str, str]:
         return {
-            ContainerField.MODEL_ID: self.model_id,
+            ContainerField.MODEL_ID: str(self.model_id),
             ContainerField.MODEL_NAME: self.model_name,
             ContainerField.MODEL_VERSION: self.model_version,
             ContainerField.MODEL_REPLICA_ID: str(self.replica_id),
