@@ -1,0 +1,488 @@
+"""DockerContainerManager: a Clipper cluster (Redis, both frontends, model replicas) in Docker.
+
+Deliberate differences from the original (documented in the README):
+- ``docker_network="host"`` is supported: nothing is published, every process gets its port by
+  flag, and model containers reach the query frontend at ``127.0.0.1:<rpc port>``.
+- No Prometheus, exporter or fluentd containers: the query frontend serves Prometheus text itself
+  at ``/metrics``, so ``get_metric_addr()`` is the query address and ``use_centralized_log=True``
+  is refused.
+- Removed replicas, ``stop_*`` and ``stop_all`` delete the containers (not just stop them);
+  ``stop_all`` also deletes the network when this library created it and nothing else uses it.
+- Missing Clipper images are built from ``dockerfiles/`` (see ``images.ensure_image``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any, Final
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from clipper_admin.container_manager import (
+    CLIPPER_DOCKER_LABEL,
+    CLIPPER_DOCKER_PORT_LABELS,
+    CLIPPER_INTERNAL_MANAGEMENT_PORT,
+    CLIPPER_INTERNAL_QUERY_PORT,
+    CLIPPER_INTERNAL_REDIS_PORT,
+    CLIPPER_INTERNAL_RPC_PORT,
+    CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
+    CLIPPER_MODEL_CONTAINER_LABEL,
+    CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    ClusterAdapter,
+    ContainerManager,
+    create_model_container_label,
+    parse_model_container_label,
+)
+from clipper_admin.docker import docker_api_utils as api
+from clipper_admin.docker.images import build_model_image, clipper_image, ensure_image, push_image
+from clipper_admin.exceptions import ClipperException
+
+__all__ = ["DockerContainerManager"]
+
+logger = logging.getLogger(__name__)
+
+HOST_NETWORK: Final = "host"
+# Marks networks this library created, so stop_all deletes only those.
+CLIPPER_NETWORK_LABEL: Final = "ai.clipper.network"
+LOOPBACK_ADDRESSES: Final = frozenset({"localhost", "127.0.0.1"})
+NAME_SUFFIX_MAX: Final = 100000
+NAME_ATTEMPTS: Final = 5
+
+
+class DockerContainerManager(ContainerManager):
+    """Runs a Clipper cluster as Docker containers labelled with the cluster name.
+
+    Args:
+        cluster_name: value of the ``ai.clipper.container.label`` label on every container.
+        docker_ip_address: host name clients use to reach the published (or host) ports.
+        use_centralized_log: must be False; fluentd log collection is not supported.
+        fluentd_port: accepted for compatibility; unused.
+        clipper_query_port, clipper_management_port, clipper_rpc_port: preferred host ports;
+            a taken port is replaced by a free one, and ``connect()`` recovers them from labels.
+        redis_ip, redis_port: an external Redis; when ``redis_ip`` is None a Redis container is
+            started (on ``redis_port`` or a free port).
+        prometheus_port: accepted for compatibility; unused (metrics live at the query frontend).
+        docker_network: the bridge network to create and use, or ``"host"``.
+        extra_container_kwargs: extra ``containers.run`` arguments for every container; its
+            ``labels`` are added to every container.
+    """
+
+    def __init__(
+        self,
+        cluster_name: str = "default-cluster",
+        docker_ip_address: str = "localhost",
+        use_centralized_log: bool = False,
+        fluentd_port: int = 24224,
+        clipper_query_port: int = 1337,
+        clipper_management_port: int = 1338,
+        clipper_rpc_port: int = 7000,
+        redis_ip: str | None = None,
+        redis_port: int = 6379,
+        prometheus_port: int = 9090,
+        docker_network: str = "clipper_network",
+        extra_container_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if use_centralized_log:
+            raise ClipperException(
+                "Centralized logging (fluentd) is not supported by this DockerContainerManager; "
+                "use get_logs() / ClipperConnection.get_clipper_logs() instead"
+            )
+        self.cluster_name = cluster_name
+        self.cluster_identifier = cluster_name
+        self.public_hostname = docker_ip_address
+        self.centralize_log = False
+        self.fluentd_port = fluentd_port
+        self.clipper_query_port = clipper_query_port
+        self.clipper_management_port = clipper_management_port
+        self.clipper_rpc_port = clipper_rpc_port
+        self.redis_ip = redis_ip
+        self.redis_port = redis_port
+        self.external_redis = redis_ip is not None
+        self.prometheus_port = prometheus_port
+        self.docker_network = docker_network
+        self.redis_image = clipper_image("redis")
+        self.docker_client = docker.from_env()
+        self.logger = ClusterAdapter(logger, {"cluster_name": cluster_name})
+
+        kwargs = copy.deepcopy(extra_container_kwargs or {})
+        self.common_labels: dict[str, str] = dict(kwargs.pop("labels", None) or {})
+        self.common_labels[CLIPPER_DOCKER_LABEL] = cluster_name
+        if self.is_host_network:
+            kwargs["network_mode"] = HOST_NETWORK
+        else:
+            kwargs["network"] = docker_network
+        # init: Python as PID 1 ignores SIGTERM, so without it every stop waits for the timeout.
+        kwargs.setdefault("init", True)
+        kwargs.setdefault("log_config", {"type": "json-file"})
+        kwargs["detach"] = True
+        self.extra_container_kwargs = kwargs
+
+    @property
+    def is_host_network(self) -> bool:
+        return self.docker_network == HOST_NETWORK
+
+    @property
+    def _build_network_mode(self) -> str | None:
+        # An engine without a bridge can only give RUN steps network access through the host.
+        return HOST_NETWORK if self.is_host_network else None
+
+    @property
+    def _bind_host(self) -> str:
+        if self.is_host_network and self.public_hostname in LOOPBACK_ADDRESSES:
+            return "127.0.0.1"
+        return "0.0.0.0"
+
+    # ------------------------------------------------------------------ cluster lifecycle
+
+    def start_clipper(
+        self,
+        query_frontend_image: str | None = None,
+        mgmt_frontend_image: str | None = None,
+        frontend_exporter_image: str | None = None,
+        cache_size: int = 33554432,
+        qf_http_thread_pool_size: int = 1,
+        qf_http_timeout_request: int = 5,
+        qf_http_timeout_content: int = 300,
+        num_frontend_replicas: int = 1,
+    ) -> None:
+        """Start Redis (unless external), the management and the query frontend; wait for health.
+
+        ``frontend_exporter_image`` and the ``qf_http_*`` settings are accepted for compatibility
+        and unused. Leaves the manager connected.
+        """
+        if num_frontend_replicas != 1:
+            raise ClipperException(
+                "Docker container manager's query frontend scale-out hasn't been implemented. "
+                "Please set num_frontend_replicas=1 or use Kubernetes."
+            )
+        query_frontend_image = query_frontend_image or clipper_image("query_frontend")
+        mgmt_frontend_image = mgmt_frontend_image or clipper_image("management_frontend")
+        if self._cluster_containers():
+            raise ClipperException(
+                f"Cluster {self.cluster_name} cannot be started because it already exists. "
+                "Please use ClipperConnection.connect() to connect to it."
+            )
+        if not self.is_host_network:
+            api.create_network(self.docker_client, self.docker_network, {CLIPPER_NETWORK_LABEL: "true"})
+        images = [query_frontend_image, mgmt_frontend_image]
+        if not self.external_redis:
+            images.append(self.redis_image)
+        for image in images:
+            ensure_image(self.docker_client, image, self._build_network_mode)
+
+        taken: list[int] = []
+        for attr in ("redis_port", "clipper_management_port", "clipper_query_port", "clipper_rpc_port"):
+            if attr == "redis_port" and self.external_redis:
+                continue
+            port = api.find_unbound_port(getattr(self, attr), exclude=taken)
+            taken.append(port)
+            setattr(self, attr, port)
+
+        redis_host, redis_port = self._start_redis()
+        self._start_management_frontend(mgmt_frontend_image, redis_host, redis_port)
+        self._start_query_frontend(query_frontend_image, redis_host, redis_port, cache_size)
+        self.connect()
+
+    def _run(self, name_prefix: str, image: str, labels: dict[str, str], **kwargs: Any) -> Container:
+        """Run a container named ``<prefix>-<rand>``, drawing a new suffix if the name is taken."""
+        run_kwargs = {**self.extra_container_kwargs, **kwargs}
+        run_kwargs["labels"] = {**self.common_labels, **labels}
+        for attempt in range(NAME_ATTEMPTS):
+            name = f"{name_prefix}-{random.randint(0, NAME_SUFFIX_MAX)}"
+            try:
+                return api.run_container(self.docker_client, image, name=name, **run_kwargs)
+            except docker.errors.APIError as e:
+                if e.status_code != 409 or attempt == NAME_ATTEMPTS - 1:
+                    raise ClipperException(f"Could not start container from {image}: {e}") from e
+        raise AssertionError("unreachable")
+
+    def _start_redis(self) -> tuple[str, int]:
+        """Start the managed Redis (unless external); returns the address frontends use."""
+        if self.external_redis:
+            assert self.redis_ip is not None
+            return self.redis_ip, self.redis_port
+        self.logger.info("Starting managed Redis instance in Docker")
+        port_label = {CLIPPER_DOCKER_PORT_LABELS["redis"]: str(self.redis_port)}
+        if self.is_host_network:
+            command = [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                self._bind_host,
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            container = self._run(
+                "redis",
+                self.redis_image,
+                port_label,
+                command=command,
+                environment={"REDIS_PORT": str(self.redis_port)},
+            )
+            host = "127.0.0.1"
+            port = self.redis_port
+        else:
+            container = self._run(
+                "redis",
+                self.redis_image,
+                port_label,
+                ports={f"{CLIPPER_INTERNAL_REDIS_PORT}/tcp": self.redis_port},
+            )
+            # On a bridge network the frontends reach Redis by container name.
+            host = container.name
+            port = CLIPPER_INTERNAL_REDIS_PORT
+        api.wait_for_containers([container])
+        return host, port
+
+    def _frontend_ports(self, internal: int, external: int) -> tuple[int, dict[str, Any]]:
+        """The port the process listens on, and the ``ports`` kwarg (none on the host network)."""
+        if self.is_host_network:
+            return external, {}
+        return internal, {"ports": {f"{internal}/tcp": external}}
+
+    def _start_management_frontend(self, image: str, redis_host: str, redis_port: int) -> None:
+        port, publish = self._frontend_ports(CLIPPER_INTERNAL_MANAGEMENT_PORT, self.clipper_management_port)
+        command = [
+            f"--redis_ip={redis_host}",
+            f"--redis_port={redis_port}",
+            f"--host={self._bind_host}",
+            f"--port={port}",
+        ]
+        labels = {
+            CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: "",
+            CLIPPER_DOCKER_PORT_LABELS["management"]: str(self.clipper_management_port),
+        }
+        environment = {"HEALTHCHECK_URL": f"http://127.0.0.1:{port}/admin/ping"}
+        container = self._run(
+            "mgmt_frontend", image, labels, command=command, environment=environment, **publish
+        )
+        api.wait_for_containers([container])
+
+    def _start_query_frontend(self, image: str, redis_host: str, redis_port: int, cache_size: int) -> None:
+        port, publish = self._frontend_ports(CLIPPER_INTERNAL_QUERY_PORT, self.clipper_query_port)
+        rpc_port, rpc_publish = self._frontend_ports(CLIPPER_INTERNAL_RPC_PORT, self.clipper_rpc_port)
+        if publish:
+            publish["ports"].update(rpc_publish["ports"])
+        command = [
+            f"--redis_ip={redis_host}",
+            f"--redis_port={redis_port}",
+            f"--host={self._bind_host}",
+            f"--port={port}",
+            f"--rpc_service_port={rpc_port}",
+            f"--prediction_cache_size={cache_size}",
+        ]
+        labels = {
+            CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: "",
+            CLIPPER_DOCKER_PORT_LABELS["query_rest"]: str(self.clipper_query_port),
+            CLIPPER_DOCKER_PORT_LABELS["query_rpc"]: str(self.clipper_rpc_port),
+        }
+        environment = {"HEALTHCHECK_URL": f"http://127.0.0.1:{port}/metrics"}
+        container = self._run(
+            "query_frontend", image, labels, command=command, environment=environment, **publish
+        )
+        api.wait_for_containers([container])
+
+    def connect(self) -> None:
+        """Recover the cluster's ports from the labels of its running containers."""
+        containers = self._cluster_containers()
+        if not containers:
+            raise ClipperException(
+                f"No running Clipper cluster named {self.cluster_name} found in Docker; "
+                "start one with ClipperConnection.start_clipper()"
+            )
+        labels: dict[str, str] = {}
+        for container in containers:
+            labels.update(container.labels)
+        ports = CLIPPER_DOCKER_PORT_LABELS
+        if ports["redis"] in labels:
+            self.redis_port = int(labels[ports["redis"]])
+        try:
+            self.clipper_management_port = int(labels[ports["management"]])
+            self.clipper_query_port = int(labels[ports["query_rest"]])
+            self.clipper_rpc_port = int(labels[ports["query_rpc"]])
+        except KeyError as e:
+            raise ClipperException(
+                f"Cluster {self.cluster_name} is incomplete: no container carries label {e}"
+            ) from e
+
+    # ------------------------------------------------------------------ model replicas
+
+    def deploy_model(
+        self, name: str, version: str, input_type: str, image: str, num_replicas: int = 1
+    ) -> None:
+        """Start ``num_replicas`` containers of ``image`` for model ``name:version``."""
+        self.set_num_replicas(name, str(version), input_type, image, num_replicas)
+
+    def _model_filters(self, name: str | None = None, version: str | None = None) -> dict[str, Any]:
+        model_label = (
+            f"{CLIPPER_MODEL_CONTAINER_LABEL}={create_model_container_label(name, str(version))}"
+            if name is not None
+            else CLIPPER_MODEL_CONTAINER_LABEL
+        )
+        return {"label": [f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}", model_label]}
+
+    def _get_replicas(self, name: str, version: str) -> list[Container]:
+        return api.list_containers(self.docker_client, self._model_filters(name, version))
+
+    def get_num_replicas(self, name: str, version: str) -> int:
+        """Number of running containers of ``name:version`` in this cluster."""
+        return len(self._get_replicas(name, str(version)))
+
+    def set_num_replicas(
+        self, name: str, version: str, input_type: str, image: str, num_replicas: int
+    ) -> None:
+        """Add containers up to, or delete containers down to, ``num_replicas``."""
+        version = str(version)
+        replicas = self._get_replicas(name, version)
+        current = len(replicas)
+        if current < num_replicas:
+            self.logger.info(
+                "Found %d replicas for %s:%s. Adding %d", current, name, version, num_replicas - current
+            )
+            ensure_image(self.docker_client, image, self._build_network_mode)
+            added = [
+                self._add_replica(name, version, input_type, image) for _ in range(num_replicas - current)
+            ]
+            api.wait_for_containers(added)
+        elif current > num_replicas:
+            self.logger.info(
+                "Found %d replicas for %s:%s. Removing %d", current, name, version, current - num_replicas
+            )
+            api.remove_containers(replicas[num_replicas:])
+
+    def _add_replica(self, name: str, version: str, input_type: str, image: str) -> Container:
+        frontends = api.list_containers(
+            self.docker_client,
+            {
+                "label": [
+                    f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}",
+                    CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+                ]
+            },
+        )
+        if not frontends:
+            self.logger.warning("No Clipper query frontend found.")
+            raise ClipperException("No Clipper query frontend to attach model container to")
+        if self.is_host_network:
+            clipper_ip, clipper_port = "127.0.0.1", self.clipper_rpc_port
+        else:
+            clipper_ip, clipper_port = frontends[0].name, CLIPPER_INTERNAL_RPC_PORT
+        environment = {
+            "CLIPPER_MODEL_NAME": name,
+            "CLIPPER_MODEL_VERSION": version,
+            "CLIPPER_IP": clipper_ip,
+            "CLIPPER_PORT": str(clipper_port),
+            "CLIPPER_INPUT_TYPE": input_type,
+        }
+        labels = {CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version)}
+        return self._run(f"{name}_{version}", image, labels, environment=environment)
+
+    # ------------------------------------------------------------------ image building
+
+    def build_model(
+        self,
+        name: str,
+        version: str,
+        model_data_path: str,
+        base_image: str,
+        container_registry: str | None = None,
+        pkgs_to_install: list[str] | None = None,
+    ) -> str:
+        """Build ``[<registry>/]<cluster>-<name>:<version>`` from ``base_image`` plus the model.
+
+        The image is ``FROM base_image``, then ``pip install`` of ``pkgs_to_install`` (if any),
+        then the model directory copied to ``/model/``. It is pushed only when
+        ``container_registry`` is given. A missing Clipper base image is built first.
+
+        Returns:
+            The image tag.
+
+        Raises:
+            ClipperException: the build or the push failed (with the build's last lines).
+        """
+        image = f"{self.cluster_identifier}-{name}:{version}"
+        if container_registry is not None:
+            image = f"{container_registry}/{image}"
+        ensure_image(self.docker_client, base_image, self._build_network_mode)
+        self.logger.info("Building model Docker image with model data from %s", model_data_path)
+        build_model_image(
+            self.docker_client, image, model_data_path, base_image, pkgs_to_install, self._build_network_mode
+        )
+        if container_registry is not None:
+            self.logger.info("Pushing model Docker image to %s", image)
+            push_image(self.docker_client, image)
+        return image
+
+    # ------------------------------------------------------------------ logs, stopping, addresses
+
+    def _cluster_containers(self, include_stopped: bool = False) -> list[Container]:
+        return api.list_containers(
+            self.docker_client, {"label": f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}"}, include_stopped
+        )
+
+    def get_logs(self, logging_dir: str) -> list[str]:
+        """Write ``<container name>.log`` (stdout and stderr) per cluster container; return paths."""
+        directory = Path(os.path.abspath(os.path.expanduser(logging_dir)))
+        if not directory.exists():
+            directory.mkdir(parents=True)
+            self.logger.info("Created logging directory: %s", directory)
+        paths = []
+        for container in self._cluster_containers(include_stopped=True):
+            path = directory / f"{container.name}.log"
+            path.write_bytes(container.logs(stdout=True, stderr=True))
+            paths.append(str(path))
+        return paths
+
+    def stop_models(self, models: dict[str, list[str]]) -> None:
+        """Delete every replica of each listed ``{name: [versions]}``."""
+        wanted = {(name, str(v)) for name, versions in models.items() for v in versions}
+        containers = api.list_containers(self.docker_client, self._model_filters(), include_stopped=True)
+        api.remove_containers(
+            [
+                c
+                for c in containers
+                if parse_model_container_label(c.labels[CLIPPER_MODEL_CONTAINER_LABEL]) in wanted
+            ]
+        )
+
+    def stop_all_model_containers(self) -> None:
+        """Delete every model container of this cluster."""
+        api.remove_containers(
+            api.list_containers(self.docker_client, self._model_filters(), include_stopped=True)
+        )
+
+    def stop_all(self, graceful: bool = True) -> None:
+        """Stop (or kill) and delete every container of this cluster, then its unused network."""
+        api.remove_containers(self._cluster_containers(include_stopped=True), graceful=graceful)
+        if self.is_host_network:
+            return
+        for network in self.docker_client.networks.list(names=[self.docker_network]):
+            network.reload()
+            if (network.attrs.get("Labels") or {}).get(CLIPPER_NETWORK_LABEL) and not network.attrs.get(
+                "Containers"
+            ):
+                try:
+                    network.remove()
+                except docker.errors.APIError as e:
+                    self.logger.debug("Network %s kept: %s", self.docker_network, e)
+
+    def get_admin_addr(self) -> str:
+        return f"{self.public_hostname}:{self.clipper_management_port}"
+
+    def get_query_addr(self) -> str:
+        return f"{self.public_hostname}:{self.clipper_query_port}"
+
+    def get_metric_addr(self) -> str:
+        """The query frontend: it serves Prometheus text at ``/metrics`` (no Prometheus container)."""
+        return self.get_query_addr()

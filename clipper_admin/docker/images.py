@@ -1,0 +1,286 @@
+"""Clipper's own Docker images: names, versions, and building them from ``dockerfiles/``.
+
+An engine without a registry (or a fresh machine before ``make docker-images``) has none of the
+Clipper images; :func:`ensure_image` then builds the missing one from the repository's
+``dockerfiles/``, found through ``CLIPPER_SOURCE_DIR`` or next to the installed package.
+
+``python -m clipper_admin.docker.images [--network host] [image ...]`` builds them all (or the
+named ones); ``make docker-images`` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import logging
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import docker
+import docker.errors
+
+from clipper_admin.exceptions import ClipperException
+
+__all__ = [
+    "CLIPPER_IMAGE_DOCKERFILES",
+    "CLIPPER_IMAGE_VERSION",
+    "build_clipper_image",
+    "build_model_image",
+    "clipper_image",
+    "clipper_registry",
+    "clipper_version",
+    "ensure_image",
+    "find_source_dir",
+    "push_image",
+    "stream_build",
+]
+
+logger = logging.getLogger(__name__)
+
+# Used when ``clipper_admin.__version__`` does not exist; keep in step with setup.py.
+CLIPPER_IMAGE_VERSION: Final = "0.1.0"
+SOURCE_DIR_ENV: Final = "CLIPPER_SOURCE_DIR"
+REGISTRY_ENV: Final = "CLIPPER_REGISTRY"
+DEFAULT_REGISTRY: Final = "clipper"
+BUILD_LOG_TAIL_LINES: Final = 25
+# Passed through to builds when set in the caller's environment (never written anywhere).
+PIP_BUILD_ARGS: Final = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+
+# Image name (without registry and tag) -> Dockerfile under dockerfiles/.
+CLIPPER_IMAGE_DOCKERFILES: Final[Mapping[str, str]] = {
+    "redis": "RedisDockerfile",
+    "query_frontend": "QueryFrontendDockerfile",
+    "management_frontend": "ManagementFrontendDockerfile",
+    "python311-closure-container": "Python311ClosureContainerDockerfile",
+    "noop-container": "NoopContainerDockerfile",
+}
+
+
+def clipper_version() -> str:
+    """The tag of Clipper's images: ``clipper_admin.__version__`` when it exists."""
+    # Looked up lazily: clipper_admin/__init__ may import this package before defining it.
+    try:
+        version = importlib.import_module("clipper_admin.version").__version__
+    except (ImportError, AttributeError):
+        version = getattr(importlib.import_module("clipper_admin"), "__version__", None)
+    return str(version) if version else CLIPPER_IMAGE_VERSION
+
+
+def clipper_registry() -> str:
+    """``CLIPPER_REGISTRY`` or ``clipper``, as the original's ``__registry__``."""
+    return os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY
+
+
+def clipper_image(name: str) -> str:
+    """``<registry>/<name>:<version>``, e.g. ``clipper/query_frontend:0.1.0``."""
+    return f"{clipper_registry()}/{name}:{clipper_version()}"
+
+
+def _image_stem(image: str) -> str:
+    """``reg/x/noop-container:1`` -> ``noop-container`` (the part a Dockerfile is keyed by)."""
+    last = image.rsplit("/", 1)[-1]
+    return last.split("@", 1)[0].split(":", 1)[0]
+
+
+def find_source_dir() -> Path:
+    """The repository root holding ``dockerfiles/`` (``CLIPPER_SOURCE_DIR`` wins)."""
+    candidates: list[Path] = []
+    if os.environ.get(SOURCE_DIR_ENV):
+        candidates.append(Path(os.environ[SOURCE_DIR_ENV]).expanduser())
+    # A source checkout or an editable install: clipper_admin/docker/images.py -> repo root.
+    candidates.append(Path(__file__).resolve().parent.parent.parent)
+    for candidate in candidates:
+        if (candidate / "dockerfiles").is_dir() and (candidate / "setup.py").is_file():
+            return candidate
+    raise ClipperException(
+        "Cannot find Clipper's dockerfiles/ to build its images; set "
+        f"{SOURCE_DIR_ENV} to a checkout of the Clipper for Python repository "
+        f"(looked in: {', '.join(str(c) for c in candidates)})"
+    )
+
+
+def _build_args() -> dict[str, str]:
+    args = {name: os.environ[name] for name in PIP_BUILD_ARGS if os.environ.get(name)}
+    try:
+        # Closures are pickled here; the container must unpickle them with the same version.
+        import cloudpickle
+
+        args["CLOUDPICKLE_VERSION"] = cloudpickle.__version__
+    except ImportError:
+        pass
+    return args
+
+
+def stream_build(
+    client: docker.DockerClient,
+    *,
+    tag: str,
+    path: str | None = None,
+    dockerfile: str | None = None,
+    buildargs: Mapping[str, str] | None = None,
+    network_mode: str | None = None,
+) -> None:
+    """Build an image, logging the builder's output line by line as it arrives.
+
+    Raises:
+        ClipperException: the build failed; the message holds the build's last lines.
+    """
+    tail: collections.deque[str] = collections.deque(maxlen=BUILD_LOG_TAIL_LINES)
+    try:
+        chunks: Iterator[dict[str, Any]] = client.api.build(
+            path=path,
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=dict(buildargs or {}),
+            network_mode=network_mode,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for chunk in chunks:
+            error = chunk.get("error") or (chunk.get("errorDetail") or {}).get("message")
+            if error:
+                tail.append(str(error).rstrip())
+                raise ClipperException(
+                    f"Building image {tag} failed: {str(error).strip()}\nLast build output:\n"
+                    + "\n".join(tail)
+                )
+            for line in str(chunk.get("stream", "")).splitlines():
+                if line.strip():
+                    tail.append(line.rstrip())
+                    logger.info("%s", line.rstrip())
+    except docker.errors.APIError as e:
+        raise ClipperException(f"Building image {tag} failed: {e}") from e
+
+
+def build_clipper_image(
+    client: docker.DockerClient, stem: str, tag: str | None = None, network_mode: str | None = None
+) -> str:
+    """Build one of Clipper's images from ``dockerfiles/``; returns its tag."""
+    if stem not in CLIPPER_IMAGE_DOCKERFILES:
+        raise ClipperException(
+            f"No Dockerfile for image {stem}; known: {', '.join(CLIPPER_IMAGE_DOCKERFILES)}"
+        )
+    tag = tag or clipper_image(stem)
+    source = find_source_dir()
+    dockerfile = f"dockerfiles/{CLIPPER_IMAGE_DOCKERFILES[stem]}"
+    logger.info("Building %s from %s/%s", tag, source, dockerfile)
+    stream_build(
+        client,
+        tag=tag,
+        path=str(source),
+        dockerfile=dockerfile,
+        buildargs=_build_args(),
+        network_mode=network_mode,
+    )
+    return tag
+
+
+def _image_exists(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def ensure_image(client: docker.DockerClient, image: str, network_mode: str | None = None) -> None:
+    """Make ``image`` available: present, else pulled, else (a Clipper image) built from source.
+
+    Raises:
+        ClipperException: the image is absent, cannot be pulled and is not one of Clipper's.
+    """
+    if _image_exists(client, image):
+        return
+    try:
+        client.images.pull(image)
+        logger.info("Pulled image %s", image)
+        return
+    except docker.errors.APIError as e:
+        pull_error = str(e)
+    stem = _image_stem(image)
+    if stem not in CLIPPER_IMAGE_DOCKERFILES:
+        raise ClipperException(f"Image {image} is not available locally and cannot be pulled: {pull_error}")
+    logger.info(
+        "Image %s is not available locally and cannot be pulled; building it from dockerfiles/%s",
+        image,
+        CLIPPER_IMAGE_DOCKERFILES[stem],
+    )
+    build_clipper_image(client, stem, tag=image, network_mode=network_mode)
+
+
+def build_model_image(
+    client: docker.DockerClient,
+    tag: str,
+    model_data_path: str,
+    base_image: str,
+    pkgs_to_install: Sequence[str] | None = None,
+    network_mode: str | None = None,
+) -> None:
+    """``FROM base_image``, ``pip install`` of the packages, the model directory at ``/model/``."""
+    lines = [f"FROM {base_image}"]
+    if pkgs_to_install:
+        lines += [f"ARG {arg}" for arg in PIP_BUILD_ARGS]
+        lines.append("RUN pip install --no-cache-dir " + " ".join(shlex.quote(p) for p in pkgs_to_install))
+    lines.append("COPY model /model/")
+    with tempfile.TemporaryDirectory(prefix="clipper-build-") as context:
+        shutil.copytree(model_data_path, Path(context) / "model")
+        (Path(context) / "Dockerfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        buildargs = {arg: os.environ[arg] for arg in PIP_BUILD_ARGS if os.environ.get(arg)}
+        stream_build(
+            client,
+            tag=tag,
+            path=context,
+            buildargs=buildargs if pkgs_to_install else None,
+            network_mode=network_mode,
+        )
+
+
+def push_image(client: docker.DockerClient, image: str) -> None:
+    """Push ``image``, logging progress at DEBUG; an error in the stream raises."""
+    repository, tag = image.rsplit(":", 1)
+    try:
+        for line in client.images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise ClipperException(f"Pushing {image} failed: {line['error']}")
+            logger.debug("%s", line)
+    except docker.errors.APIError as e:
+        raise ClipperException(f"Pushing {image} failed: {e}") from e
+
+
+def build_all(
+    client: docker.DockerClient, stems: Iterable[str], network_mode: str | None = None
+) -> list[str]:
+    return [build_clipper_image(client, stem, network_mode=network_mode) for stem in stems]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build Clipper's Docker images from dockerfiles/.")
+    parser.add_argument(
+        "images", nargs="*", help=f"images to build (default: all of {list(CLIPPER_IMAGE_DOCKERFILES)})"
+    )
+    parser.add_argument("--network", default=None, help="network for RUN steps, e.g. host")
+    parser.add_argument("--print-version", action="store_true", help="print the image tag and exit")
+    args = parser.parse_args(argv)
+    if args.print_version:
+        sys.stdout.write(clipper_version() + "\n")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        tags = build_all(docker.from_env(), args.images or list(CLIPPER_IMAGE_DOCKERFILES), args.network)
+    except ClipperException as e:
+        logger.error("%s", e)
+        return 1
+    logger.info("Built: %s", " ".join(tags))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
