@@ -1,0 +1,226 @@
+"""Public API of the model-container runtime, shaped like the original ``rpc.py``.
+
+A container program builds an :class:`RPCService` (which reads the ``CLIPPER_*``
+environment), builds its model from ``get_model_path()`` / ``get_input_type()`` and calls
+``start(model)``, which blocks serving requests. The model is any object with the
+``predict_<type>`` method of its input type (see :class:`ModelContainerBase`); what each
+method receives is described in :mod:`containers.python.inputs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+import zmq
+
+from clipper_core.rpc import InputType
+from containers.python.inputs import ModelInputs
+from containers.python.metrics import ContainerMetrics
+from containers.python.server import PREDICT_METHOD_NAMES, ContainerServer, PredictFunction
+from containers.python.settings import ContainerConfigError, ContainerSettings
+
+__all__ = [
+    "ModelContainerBase",
+    "RPCService",
+    "configure_logging",
+    "exit_with_error",
+    "string_to_input_type",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ModelContainerBase:
+    """Base class for models; override the ``predict_*`` method of your input type.
+
+    Each method gets one batch and must return a ``list`` with one ``str`` per input.
+    """
+
+    def predict_ints(self, inputs: ModelInputs) -> list[str]:
+        raise NotImplementedError
+
+    def predict_floats(self, inputs: ModelInputs) -> list[str]:
+        raise NotImplementedError
+
+    def predict_doubles(self, inputs: ModelInputs) -> list[str]:
+        raise NotImplementedError
+
+    def predict_bytes(self, inputs: ModelInputs) -> list[str]:
+        raise NotImplementedError
+
+    def predict_strings(self, inputs: ModelInputs) -> list[str]:
+        raise NotImplementedError
+
+
+def string_to_input_type(name: str) -> int:
+    """Wire code of an input-type alias after ``strip().lower()``; -1 when unknown."""
+    return int(InputType.parse_lenient(name))
+
+
+def exit_with_error(message: str, code: int = 1) -> NoReturn:
+    """Write ``ERROR: <message>`` as one line on stderr and exit (container entry points only)."""
+    sys.stderr.write(f"ERROR: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr; called by container ``main()`` functions, never by library code."""
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+class RPCService:
+    """Connects a model to the query frontend and serves it.
+
+    Args:
+        collect_metrics: serve Prometheus metrics when ``CLIPPER_METRICS_PORT`` is set.
+        read_config: read the ``CLIPPER_*`` environment now; a bad or missing variable
+            prints one ``ERROR:`` line on stderr and exits with status 1.
+        settings: use these settings instead of the environment (tests, embedding).
+        require_model_path: treat a missing ``CLIPPER_MODEL_PATH`` as a configuration error.
+    """
+
+    def __init__(
+        self,
+        collect_metrics: bool = True,
+        read_config: bool = True,
+        *,
+        settings: ContainerSettings | None = None,
+        require_model_path: bool = False,
+    ) -> None:
+        self.collect_metrics = collect_metrics
+        if settings is None and read_config:
+            try:
+                settings = ContainerSettings.from_environ(require_model_path=require_model_path)
+            except ContainerConfigError as exc:
+                exit_with_error(str(exc))
+        self._settings = settings
+        self._lock = threading.RLock()
+        self._is_stopped = False
+        self._wake_fds: tuple[int, int] | None = None
+        self.server: ContainerServer | None = None
+
+    @property
+    def settings(self) -> ContainerSettings:
+        if self._settings is None:
+            raise ContainerConfigError("RPCService was built with read_config=False and no settings")
+        return self._settings
+
+    def get_model_path(self) -> str:
+        path = self.settings.model_path
+        if path is None:
+            raise ContainerConfigError("CLIPPER_MODEL_PATH environment variable must be set")
+        return path
+
+    def get_input_type(self) -> str:
+        """The container's input type, canonically spelled (e.g. ``"doubles"``)."""
+        return self.settings.input_type.readable_name
+
+    def start(self, model: Any) -> None:
+        """Serve ``model`` until the process is told to stop (SIGTERM); blocking.
+
+        A host name in ``CLIPPER_IP`` that does not resolve prints one ``ERROR:`` line and
+        exits with status 1.
+        """
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda _signo, _frame: self.stop())
+        try:
+            self.serve(model)
+        except ContainerConfigError as exc:
+            exit_with_error(str(exc))
+
+    def serve(self, model: Any) -> None:
+        """Serve ``model`` until :meth:`stop` is called (from any thread or a signal handler).
+
+        Raises:
+            ContainerConfigError: ``CLIPPER_IP`` does not resolve, or the model lacks the
+                predict method of the input type.
+        """
+        settings = self.settings
+        predict = _predict_function(model, settings.input_type)
+        try:
+            ip = socket.gethostbyname(settings.clipper_ip)
+        except OSError as exc:
+            raise ContainerConfigError(f"cannot resolve CLIPPER_IP {settings.clipper_ip!r}: {exc}") from None
+        _write_ready_file(settings.ready_file)
+        metrics = None
+        if self.collect_metrics and settings.metrics_port is not None:
+            metrics = ContainerMetrics(settings.metrics_port, settings.metrics_host)
+        # Publish the pipe before checking the flag, and stop() sets the flag before
+        # reading the pipe: whatever the interleaving, one of the two sees the other.
+        wake_fds = os.pipe()
+        os.set_blocking(wake_fds[1], False)
+        self._wake_fds = wake_fds
+        if self._is_stopped:
+            self._close_wake_fds()
+            return
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        self.server = ContainerServer(
+            context,
+            f"tcp://{ip}:{settings.clipper_port}",
+            settings.model_name,
+            settings.model_version,
+            settings.input_type,
+            predict,
+            poll_ms=settings.poll_ms,
+            activity_timeout_ms=settings.activity_timeout_ms,
+            metrics=metrics,
+        )
+        logger.info(
+            "serving model %s:%s (%s inputs)",
+            settings.model_name,
+            settings.model_version,
+            settings.input_type.readable_name,
+        )
+        try:
+            self.server.run(wake_fds[0])
+        finally:
+            context.term()
+            self._close_wake_fds()
+            logger.info("stopped serving")
+
+    def stop(self) -> None:
+        """Make :meth:`serve` return soon; safe from other threads and signal handlers."""
+        self._is_stopped = True
+        with self._lock:
+            if self._wake_fds is not None:
+                with contextlib.suppress(BlockingIOError):  # full pipe: a wake-up is pending
+                    os.write(self._wake_fds[1], b"x")
+
+    def _close_wake_fds(self) -> None:
+        # Reentrant lock: a SIGTERM handler calling stop() may interrupt this very thread.
+        with self._lock:
+            fds, self._wake_fds = self._wake_fds, None
+        if fds is not None:
+            os.close(fds[0])
+            os.close(fds[1])
+
+
+def _predict_function(model: Any, input_type: InputType) -> PredictFunction:
+    method_name = PREDICT_METHOD_NAMES[input_type]
+    predict = getattr(model, method_name, None)
+    if not callable(predict):
+        raise ContainerConfigError(
+            f"the model has no {method_name} method for {input_type.readable_name} inputs"
+        )
+    return predict  # type: ignore[no-any-return]
+
+
+def _write_ready_file(path: str | None) -> None:
+    """Write the original's readiness marker; failing to (e.g. not root) is not fatal."""
+    if path is None:
+        return
+    try:
+        Path(path).write_text("READY", encoding="ascii")
+    except OSError as exc:
+        logger.warning("cannot write the readiness file %s: %s", path, exc)

@@ -1,0 +1,202 @@
+"""The container's serving loop: one DEALER session after another, one request at a time.
+
+Session protocol (original-core 1.6): connect a new DEALER, send a heartbeat, then poll.
+Any inbound message marks the session connected. A poll timeout while connected sends a
+heartbeat, unless nothing came in for the activity timeout, in which case the socket is
+closed and a new session (new socket, so a new routing identity) starts.
+
+Errors from the model never end the loop: they are reported to the frontend with our
+``ContainerError`` extension (see ``clipper_core.rpc.codec``). Malformed frontend messages
+are logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import zmq
+
+from clipper_core.rpc import (
+    ContainerError,
+    ContainerErrorKind,
+    HeartbeatReply,
+    HeartbeatType,
+    InputType,
+    NewContainer,
+    PredictRequest,
+    PredictResponse,
+    RpcProtocolError,
+    decode_from_frontend,
+    encode_container_error,
+    encode_container_heartbeat,
+    encode_new_container,
+    encode_predict_response,
+)
+from clipper_core.rpc.codec import Buffer
+from containers.python.inputs import (
+    BadModelOutput,
+    InputDecodeError,
+    ModelInputs,
+    decode_inputs,
+    encode_outputs,
+)
+from containers.python.metrics import ContainerMetrics
+
+__all__ = ["PREDICT_METHOD_NAMES", "ContainerServer", "PredictFunction"]
+
+logger = logging.getLogger(__name__)
+
+PredictFunction = Callable[[ModelInputs], object]
+
+PREDICT_METHOD_NAMES: Final[dict[InputType, str]] = {
+    InputType.BYTES: "predict_bytes",
+    InputType.INTS: "predict_ints",
+    InputType.FLOATS: "predict_floats",
+    InputType.DOUBLES: "predict_doubles",
+    InputType.STRINGS: "predict_strings",
+}
+
+# An exception text can embed a whole input array; the frontend only needs the gist.
+MAX_ERROR_MESSAGE_CHARS: Final = 4096
+
+_HEARTBEAT: Final = encode_container_heartbeat()
+
+
+class ContainerServer:
+    """Serves one model over RPC v3 until ``wake_fd`` becomes readable."""
+
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        address: str,
+        model_name: str,
+        model_version: str,
+        input_type: InputType,
+        predict: PredictFunction,
+        *,
+        poll_ms: int,
+        activity_timeout_ms: int,
+        metrics: ContainerMetrics | None = None,
+    ) -> None:
+        self._context = context
+        self._address = address
+        self._input_type = input_type
+        self._predict = predict
+        self._poll_ms = poll_ms
+        self._activity_timeout_s = activity_timeout_ms / 1000.0
+        self._metrics = metrics
+        self._metadata = encode_new_container(NewContainer(model_name, model_version, input_type))
+        self.sessions_started = 0
+
+    def run(self, wake_fd: int) -> None:
+        """Run sessions back to back until ``wake_fd`` is readable."""
+        while self._run_session(wake_fd):
+            pass
+
+    def _run_session(self, wake_fd: int) -> bool:
+        """One DEALER session; True when a new session should follow."""
+        self.sessions_started += 1
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(wake_fd, zmq.POLLIN)
+        try:
+            sock.connect(self._address)
+            logger.info("session %d: connecting to %s", self.sessions_started, self._address)
+            self._send(sock, _HEARTBEAT)
+            is_connected = False
+            last_activity = time.monotonic()
+            while True:
+                ready = dict(poller.poll(self._poll_ms))
+                if wake_fd in ready:
+                    return False
+                if sock in ready:
+                    recv_start = time.perf_counter()
+                    frames = sock.recv_multipart()
+                    recv_ms = (time.perf_counter() - recv_start) * 1000.0
+                    is_connected = True
+                    last_activity = time.monotonic()
+                    self._handle_message(sock, frames, recv_ms)
+                elif is_connected:
+                    idle_s = time.monotonic() - last_activity
+                    if idle_s >= self._activity_timeout_s:
+                        logger.warning(
+                            "no message from the frontend for %.1f s; reconnecting with a new socket",
+                            idle_s,
+                        )
+                        return True
+                    self._send(sock, _HEARTBEAT)
+        finally:
+            poller.unregister(sock)
+            sock.close(linger=0)
+
+    def _handle_message(self, sock: zmq.Socket[bytes], frames: list[bytes], recv_ms: float) -> None:
+        parse_start = time.perf_counter()
+        try:
+            message = decode_from_frontend(frames)
+        except RpcProtocolError as exc:
+            logger.warning("dropping a malformed message from the frontend: %s", exc)
+            return
+        if isinstance(message, HeartbeatReply):
+            if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
+                logger.info("frontend asked for metadata; registering")
+                self._send(sock, self._metadata)
+            return
+        handle_start = time.perf_counter()
+        self._send(sock, self.answer(message))
+        if self._metrics is not None:
+            done = time.perf_counter()
+            self._metrics.observe_prediction(
+                recv_ms, (handle_start - parse_start) * 1000.0, (done - handle_start) * 1000.0
+            )
+
+    def answer(self, request: PredictRequest) -> list[Buffer]:
+        """Frames answering ``request``: a prediction response or a ContainerError."""
+        message_id = request.message_id
+        if request.input_type is not self._input_type:
+            return self._error(
+                message_id,
+                ContainerErrorKind.BAD_INPUT,
+                f"request input type {request.input_type.readable_name} does not match the "
+                f"container input type {self._input_type.readable_name}",
+            )
+        count = len(request.inputs)
+        if count == 0:
+            # Nothing to predict; answering at once keeps the replica pulling work.
+            return encode_predict_response(PredictResponse(message_id, []))
+        try:
+            inputs = decode_inputs(self._input_type, request.inputs)
+        except InputDecodeError as exc:
+            return self._error(message_id, ContainerErrorKind.BAD_INPUT, str(exc))
+        try:
+            outputs = encode_outputs(self._predict(inputs), count)
+        except BadModelOutput as exc:
+            return self._error(message_id, ContainerErrorKind.BAD_OUTPUT, str(exc))
+        except Exception as exc:
+            logger.exception("model raised on request %d (%d inputs)", message_id, count)
+            return self._error(
+                message_id, ContainerErrorKind.MODEL_EXCEPTION, f"{type(exc).__name__}: {exc}", logged=True
+            )
+        return encode_predict_response(PredictResponse(message_id, outputs))
+
+    @staticmethod
+    def _error(
+        message_id: int, kind: ContainerErrorKind, text: str, *, logged: bool = False
+    ) -> list[Buffer]:
+        if not logged:
+            logger.error("request %d: %s: %s", message_id, kind.name, text)
+        if len(text) > MAX_ERROR_MESSAGE_CHARS:
+            text = text[: MAX_ERROR_MESSAGE_CHARS - 3] + "..."
+        return list(encode_container_error(ContainerError(message_id, kind, text)))
+
+    @staticmethod
+    def _send(sock: zmq.Socket[bytes], frames: Sequence[Buffer]) -> None:
+        try:
+            sock.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            # Only at the high-water mark; the frontend falls back to the default output.
+            logger.warning("outbound queue full; dropped a %d-frame message", len(frames))
