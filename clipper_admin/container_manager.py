@@ -98,6 +98,26 @@ class ContainerManager(abc.ABC):
     ) -> None:
         """Bring up Redis and both frontends; leaves the manager connected."""
 
+    def build_model(
+        self,
+        name: str,
+        version: str,
+        model_data_path: str,
+        base_image: str,
+        container_registry: str | None = None,
+        pkgs_to_install: list[str] | None = None,
+    ) -> str:
+        """Package a model directory so that ``deploy_model`` can run it; return the image name.
+
+        ``ClipperConnection.build_model`` validates ``name``/``version`` and delegates here. The
+        Docker manager builds (and pushes) an image ``[<registry>/]<cluster>-<name>:<version>``
+        ``FROM base_image`` with ``model_data_path`` copied to ``/model/`` and ``pkgs_to_install``
+        pip-installed. The local manager copies the directory into its cluster directory and puts
+        ``pkgs_to_install`` in a per-model virtual environment. ``model_data_path`` may be deleted
+        by the caller once this returns. A manager that cannot build raises NotImplementedError.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot build model images")
+
     @abc.abstractmethod
     def connect(self) -> None:
         """Attach to an existing cluster (discover its addresses)."""

@@ -1,0 +1,204 @@
+"""On-disk record of a local cluster, so that ``connect()`` from any Python process finds it.
+
+Layout of a cluster directory (``$CLIPPER_HOME`` or ``~/.clipper``, then ``clusters/<name>/``)::
+
+    cluster.json   ports, addresses and pids of Redis, both frontends and every model replica
+    images.json    locally "built" model images: tag -> model directory, base image, python
+    .lock          flock(2) guard for read-modify-write of the two JSON files
+    logs/          one log file per process
+    run/           readiness files of replicas, Redis working directory
+    models/        one directory per built model version (model files + optional venv)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from clipper_admin.local.processes import ProcessHandle
+
+__all__ = ["ClusterPaths", "ClusterRecord", "ImageRecord", "ReplicaRecord", "default_clipper_home"]
+
+CLIPPER_HOME_ENV: Final = "CLIPPER_HOME"
+
+
+def default_clipper_home() -> Path:
+    return Path(os.environ.get(CLIPPER_HOME_ENV) or Path.home() / ".clipper").expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPaths:
+    """Every file and directory of one cluster."""
+
+    cluster_dir: Path
+    log_dir: Path
+
+    @classmethod
+    def for_cluster(
+        cls, cluster_name: str, clipper_home: str | Path | None, log_dir: str | Path | None
+    ) -> ClusterPaths:
+        home = Path(clipper_home).expanduser() if clipper_home else default_clipper_home()
+        cluster_dir = (home / "clusters" / cluster_name).absolute()
+        logs = Path(log_dir).expanduser().absolute() if log_dir else cluster_dir / "logs"
+        return cls(cluster_dir, logs)
+
+    @property
+    def record_file(self) -> Path:
+        return self.cluster_dir / "cluster.json"
+
+    @property
+    def images_file(self) -> Path:
+        return self.cluster_dir / "images.json"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cluster_dir / "run"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cluster_dir / "models"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the cluster's exclusive file lock (blocks other processes' updates)."""
+        self.cluster_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cluster_dir / ".lock", "a+") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+@dataclass(slots=True)
+class ReplicaRecord:
+    """One model replica process."""
+
+    name: str
+    version: str
+    replica_name: str
+    image: str
+    input_type: str
+    process: ProcessHandle
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "replica_name": self.replica_name,
+            "image": self.image,
+            "input_type": self.input_type,
+            "process": self.process.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReplicaRecord:
+        return cls(
+            str(data["name"]), str(data["version"]), str(data["replica_name"]),
+            str(data["image"]), str(data["input_type"]), ProcessHandle.from_json(data["process"]),
+        )
+
+
+@dataclass(slots=True)
+class ClusterRecord:
+    """What ``cluster.json`` holds."""
+
+    cluster_name: str
+    host: str
+    redis_ip: str
+    redis_port: int
+    query_port: int
+    management_port: int
+    rpc_port: int
+    core: dict[str, ProcessHandle] = field(default_factory=dict)
+    replicas: list[ReplicaRecord] = field(default_factory=list)
+    next_replica_index: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster_name": self.cluster_name,
+            "host": self.host,
+            "redis_ip": self.redis_ip,
+            "redis_port": self.redis_port,
+            "query_port": self.query_port,
+            "management_port": self.management_port,
+            "rpc_port": self.rpc_port,
+            "core": {role: handle.to_json() for role, handle in self.core.items()},
+            "replicas": [replica.to_json() for replica in self.replicas],
+            "next_replica_index": self.next_replica_index,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClusterRecord:
+        return cls(
+            cluster_name=str(data["cluster_name"]),
+            host=str(data["host"]),
+            redis_ip=str(data["redis_ip"]),
+            redis_port=int(data["redis_port"]),
+            query_port=int(data["query_port"]),
+            management_port=int(data["management_port"]),
+            rpc_port=int(data["rpc_port"]),
+            core={role: ProcessHandle.from_json(h) for role, h in data.get("core", {}).items()},
+            replicas=[ReplicaRecord.from_json(r) for r in data.get("replicas", [])],
+            next_replica_index=int(data.get("next_replica_index", 0)),
+        )
+
+    @classmethod
+    def load(cls, paths: ClusterPaths) -> ClusterRecord | None:
+        data = _read_json(paths.record_file)
+        return None if data is None else cls.from_json(data)
+
+    def save(self, paths: ClusterPaths) -> None:
+        _write_json(paths.record_file, self.to_json())
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """A locally built model "image": the model directory and the interpreter that serves it."""
+
+    base_image: str
+    model_path: str
+    python: str | None  # a venv's interpreter when pkgs_to_install was given
+
+    @staticmethod
+    def load_all(paths: ClusterPaths) -> dict[str, ImageRecord]:
+        data = _read_json(paths.images_file) or {}
+        return {
+            tag: ImageRecord(v["base_image"], v["model_path"], v.get("python")) for tag, v in data.items()
+        }
+
+    @staticmethod
+    def save_all(paths: ClusterPaths, images: dict[str, ImageRecord]) -> None:
+        _write_json(
+            paths.images_file,
+            {tag: {"base_image": i.base_image, "model_path": i.model_path, "python": i.python}
+             for tag, i in images.items()},
+        )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write atomically (temp file + rename) so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            json.dump(data, tmp, indent=2)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise

@@ -1,0 +1,482 @@
+"""``LocalContainerManager``: a whole Clipper cluster as local processes (the embedded default)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import requests
+
+from clipper_admin.container_manager import (
+    CLIPPER_INTERNAL_MANAGEMENT_PORT,
+    CLIPPER_INTERNAL_QUERY_PORT,
+    CLIPPER_INTERNAL_REDIS_PORT,
+    CLIPPER_INTERNAL_RPC_PORT,
+    CONTAINERLESS_MODEL_IMAGE,
+    ClusterAdapter,
+    ContainerManager,
+)
+from clipper_admin.deployers.deployer_utils import check_closure_image_python
+from clipper_admin.exceptions import ClipperException
+from clipper_admin.local import model_store
+from clipper_admin.local.cluster_record import ClusterPaths, ClusterRecord, ImageRecord, ReplicaRecord
+from clipper_admin.local.processes import ProcessHandle, choose_port, log_tail, spawn, stop_processes
+from clipper_admin.local.runtimes import runtime_module_for_image
+
+__all__ = ["LocalContainerManager"]
+
+logger = logging.getLogger(__name__)
+
+_REDIS = "redis"
+_MANAGEMENT = "management_frontend"
+_QUERY = "query_frontend"
+_POLL_INTERVAL_S: Final = 0.1
+# The directory holding clipper_core/ and containers/ when running from a source checkout: put
+# on the children's PYTHONPATH so `python -m clipper_core...` works from any interpreter or venv.
+_SOURCE_ROOT: Final = Path(__file__).resolve().parents[2]
+
+
+class LocalContainerManager(ContainerManager):
+    """Runs redis-server, both frontends and every model replica as local processes.
+
+    Ports are preferences: a taken port is replaced by a free one (logged). The cluster is
+    recorded in ``<clipper_home>/clusters/<cluster_name>/cluster.json`` (``clipper_home`` defaults
+    to ``$CLIPPER_HOME`` or ``~/.clipper``) so that ``connect()`` works from any Python process;
+    every process logs to ``<log_dir>`` (default: ``logs/`` in that directory). Model replicas
+    run ``python -m <runtime module>`` chosen from the image name (see
+    ``clipper_admin.local.runtimes``); ``build_model`` keeps the model directory (and a virtual
+    environment for ``pkgs_to_install``) in the cluster directory instead of building an image.
+
+    Args:
+        cluster_name: identifies the cluster (and its directory).
+        query_port, management_port, rpc_port, redis_port: preferred ports.
+        redis_ip: use this external Redis (at ``redis_port``) instead of starting one.
+        log_dir: where process logs go.
+        clipper_home: root directory of cluster records.
+        host: address the frontends bind to and replicas connect to (loopback by default).
+        startup_timeout_s: how long to wait for the frontends, and for each replica to load.
+        stop_timeout_s: grace period between SIGTERM and SIGKILL.
+        image_runtimes: extra ``image stem -> python module`` mappings for replicas.
+    """
+
+    def __init__(
+        self,
+        cluster_name: str = "default-cluster",
+        query_port: int = CLIPPER_INTERNAL_QUERY_PORT,
+        management_port: int = CLIPPER_INTERNAL_MANAGEMENT_PORT,
+        rpc_port: int = CLIPPER_INTERNAL_RPC_PORT,
+        redis_port: int = CLIPPER_INTERNAL_REDIS_PORT,
+        redis_ip: str | None = None,
+        log_dir: str | None = None,
+        clipper_home: str | None = None,
+        host: str = "127.0.0.1",
+        startup_timeout_s: float = 60.0,
+        stop_timeout_s: float = 5.0,
+        image_runtimes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cluster_name = cluster_name
+        self.cluster_identifier = cluster_name
+        self.query_port = query_port
+        self.management_port = management_port
+        self.rpc_port = rpc_port
+        self.redis_port = redis_port
+        self.redis_ip = redis_ip
+        self.external_redis = redis_ip is not None
+        self.host = host
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.image_runtimes = dict(image_runtimes or {})
+        self.paths = ClusterPaths.for_cluster(cluster_name, clipper_home, log_dir)
+        self.logger = ClusterAdapter(logger, {"cluster_name": cluster_name})
+
+    # -- cluster ------------------------------------------------------------------------------
+
+    def start_clipper(
+        self,
+        query_frontend_image: str,
+        mgmt_frontend_image: str,
+        frontend_exporter_image: str,
+        cache_size: int,
+        qf_http_thread_pool_size: int,
+        qf_http_timeout_request: int,
+        qf_http_timeout_content: int,
+        num_frontend_replicas: int = 1,
+    ) -> None:
+        """Start Redis (unless external) and both frontends; wait until both answer."""
+        if num_frontend_replicas != 1:
+            raise ClipperException(
+                "LocalContainerManager runs exactly one query frontend; use "
+                "KubernetesContainerManager to scale out frontends"
+            )
+        with self.paths.locked():
+            existing = ClusterRecord.load(self.paths)
+            if existing is not None and any(h.is_alive() for h in existing.core.values()):
+                raise ClipperException(
+                    f"Cluster {self.cluster_name} cannot be started because it already exists. "
+                    "Please use ClipperConnection.connect() to connect to it."
+                )
+            if existing is not None:
+                self.logger.info("Cleaning up the stale record of a stopped cluster")
+                stop_processes([r.process for r in existing.replicas], timeout_s=self.stop_timeout_s)
+            record = self._start_core(cache_size)
+            record.save(self.paths)
+        self._adopt(record)
+        self.logger.info(
+            "Local Clipper cluster is up: query frontend %s, management %s, RPC %s:%s, Redis %s:%s "
+            "(logs in %s)", self.get_query_addr(), self.get_admin_addr(), self.host,
+            self.rpc_port, self.redis_ip, self.redis_port, self.paths.log_dir,
+        )
+
+    def _start_core(self, cache_size: int) -> ClusterRecord:
+        taken: list[int] = []
+
+        def pick(port: int, what: str) -> int:
+            chosen = choose_port(port, what, self.host, taken)
+            taken.append(chosen)
+            return chosen
+
+        started: dict[str, ProcessHandle] = {}
+        try:
+            if self.external_redis:
+                redis_ip, redis_port = str(self.redis_ip), self.redis_port
+            else:
+                redis_ip, redis_port = self.host, pick(self.redis_port, "Redis server")
+                started[_REDIS] = self._start_redis(redis_port)
+            management_port = pick(self.management_port, "management frontend")
+            query_port = pick(self.query_port, "query frontend")
+            rpc_port = pick(self.rpc_port, "query frontend RPC service")
+            redis_args = ["--redis_ip", redis_ip, "--redis_port", str(redis_port), "--host", self.host]
+            started[_MANAGEMENT] = self._spawn_python(
+                _MANAGEMENT,
+                ["-m", "clipper_core.management_frontend", *redis_args, "--port", str(management_port)],
+            )
+            started[_QUERY] = self._spawn_python(
+                _QUERY,
+                ["-m", "clipper_core.query_frontend", *redis_args, "--port", str(query_port),
+                 "--rpc_service_port", str(rpc_port), "--prediction_cache_size", str(cache_size)],
+            )
+            self._wait_until_answering(
+                {_MANAGEMENT: (started[_MANAGEMENT], f"http://{self.host}:{management_port}/admin/ping"),
+                 _QUERY: (started[_QUERY], f"http://{self.host}:{query_port}/metrics")}
+            )
+        except BaseException:
+            stop_processes(started.values(), graceful=False)
+            raise
+        return ClusterRecord(
+            self.cluster_name, self.host, redis_ip, redis_port, query_port, management_port,
+            rpc_port, core=started,
+        )
+
+    def _start_redis(self, port: int) -> ProcessHandle:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ClipperException(
+                "redis-server was not found on PATH. LocalContainerManager needs it: run "
+                "`make install`, or `sudo apt-get install redis-server` (Debian/Ubuntu), or "
+                "`brew install redis` (macOS); or pass redis_ip= for an existing Redis."
+            )
+        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        handle = spawn(
+            [binary, "--port", str(port), "--bind", self.host, "--save", "", "--appendonly", "no",
+             "--dir", str(self.paths.run_dir)],
+            self.paths.log_dir / "redis.log",
+        )
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not _port_open(self.host, port):
+            self._check_still_running("Redis server", handle)
+            if time.monotonic() > deadline:
+                raise ClipperException(
+                    f"Redis did not listen on {self.host}:{port} within {self.startup_timeout_s} s. "
+                    f"Last lines of {handle.log_path}:\n{log_tail(handle.log_path)}"
+                )
+            time.sleep(_POLL_INTERVAL_S)
+        return handle
+
+    def _child_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        if (_SOURCE_ROOT / "clipper_core").is_dir() and (_SOURCE_ROOT / "containers").is_dir():
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_SOURCE_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra or {})
+        return env
+
+    def _spawn_python(
+        self, log_name: str, args: list[str], python: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> ProcessHandle:
+        return spawn(
+            [python or sys.executable, *args],
+            self.paths.log_dir / f"{log_name}.log",
+            env=self._child_env(extra_env),
+            cwd=self.paths.cluster_dir,
+        )
+
+    def _check_still_running(self, what: str, handle: ProcessHandle) -> None:
+        if not handle.is_alive():
+            code = handle.exit_code()
+            status = "" if code is None else f" with status {code}"
+            raise ClipperException(
+                f"The {what} exited{status} while starting. Last lines of {handle.log_path}:\n"
+                f"{log_tail(handle.log_path)}"
+            )
+
+    def _wait_until_answering(self, checks: dict[str, tuple[ProcessHandle, str]]) -> None:
+        pending = dict(checks)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while pending:
+            for role, (handle, url) in list(pending.items()):
+                self._check_still_running(role.replace("_", " "), handle)
+                try:
+                    if requests.get(url, timeout=2.0).status_code == requests.codes.ok:
+                        del pending[role]
+                except requests.RequestException:
+                    pass
+            if pending and time.monotonic() > deadline:
+                role, (handle, url) = next(iter(pending.items()))
+                raise ClipperException(
+                    f"The {role.replace('_', ' ')} did not answer {url} within "
+                    f"{self.startup_timeout_s} s. Last lines of {handle.log_path}:\n"
+                    f"{log_tail(handle.log_path)}"
+                )
+            if pending:
+                time.sleep(_POLL_INTERVAL_S)
+
+    def connect(self) -> None:
+        """Find the cluster's record and use its addresses."""
+        record = ClusterRecord.load(self.paths)
+        if record is None:
+            raise ClipperException(
+                f"No local Clipper cluster named {self.cluster_name} found (no "
+                f"{self.paths.record_file}). Start one with ClipperConnection.start_clipper()."
+            )
+        dead = [role for role, handle in record.core.items() if not handle.is_alive()]
+        if dead:
+            self.logger.warning("Cluster processes %s are not running; see %s", dead, self.paths.log_dir)
+        self._adopt(record)
+
+    def _adopt(self, record: ClusterRecord) -> None:
+        self.host = record.host
+        self.redis_ip, self.redis_port = record.redis_ip, record.redis_port
+        self.query_port, self.management_port = record.query_port, record.management_port
+        self.rpc_port = record.rpc_port
+
+    def _load_record(self) -> ClusterRecord:
+        record = ClusterRecord.load(self.paths)
+        if record is None:
+            raise ClipperException(
+                f"Cluster {self.cluster_name} is not running (no {self.paths.record_file})"
+            )
+        return record
+
+    def get_admin_addr(self) -> str:
+        return f"{self.host}:{self.management_port}"
+
+    def get_query_addr(self) -> str:
+        return f"{self.host}:{self.query_port}"
+
+    def get_metric_addr(self) -> str:
+        # The query frontend serves /metrics itself (Prometheus text or the JSON report).
+        return f"{self.host}:{self.query_port}"
+
+    # -- models -------------------------------------------------------------------------------
+
+    def build_model(
+        self,
+        name: str,
+        version: str,
+        model_data_path: str,
+        base_image: str,
+        container_registry: str | None = None,
+        pkgs_to_install: list[str] | None = None,
+    ) -> str:
+        """Keep a copy of the model directory (and a venv for ``pkgs_to_install``); return a tag
+        ``[<registry>/]<cluster>-<name>:<version>`` that ``deploy_model`` resolves to it."""
+        check_closure_image_python(base_image)
+        runtime_module_for_image(base_image, self.image_runtimes)  # fail now on unknown images
+        image = f"{self.cluster_name}-{name}:{version}"
+        if container_registry is not None:
+            image = f"{container_registry}/{image}"
+        version_dir = self.paths.models_dir / f"{name}_{version}"
+        self.logger.info("Storing model %s:%s from %s in %s", name, version, model_data_path, version_dir)
+        model_dir = model_store.store_model_directory(model_data_path, version_dir / "model")
+        python = None
+        if pkgs_to_install:
+            python = model_store.create_model_venv(
+                version_dir / "venv", list(pkgs_to_install),
+                self.paths.log_dir / f"build-{name}_{version}.log",
+            )
+        with self.paths.locked():
+            images = ImageRecord.load_all(self.paths)
+            images[image] = ImageRecord(base_image, str(model_dir), python)
+            ImageRecord.save_all(self.paths, images)
+        return image
+
+    def deploy_model(
+        self, name: str, version: str, input_type: str, image: str, num_replicas: int = 1
+    ) -> None:
+        self.set_num_replicas(name, version, input_type, image, num_replicas)
+
+    def _live_replicas(self, record: ClusterRecord) -> list[ReplicaRecord]:
+        """Replicas still running; forgets the ones that exited (they are reported in logs)."""
+        record.replicas = [r for r in record.replicas if r.process.is_alive()]
+        return record.replicas
+
+    def get_num_replicas(self, name: str, version: str) -> int:
+        record = self._load_record()
+        return sum(
+            1 for r in self._live_replicas(record) if (r.name, r.version) == (name, str(version))
+        )
+
+    def set_num_replicas(
+        self, name: str, version: str, input_type: str, image: str, num_replicas: int
+    ) -> None:
+        if image == CONTAINERLESS_MODEL_IMAGE:
+            return  # containerless models are served by something outside the cluster
+        version = str(version)
+        with self.paths.locked():
+            record = self._load_record()
+            current = [r for r in self._live_replicas(record) if (r.name, r.version) == (name, version)]
+            if len(current) < num_replicas:
+                self.logger.info(
+                    "Found %s replicas for %s:%s. Adding %s", len(current), name, version,
+                    num_replicas - len(current),
+                )
+                added = [self._start_replica(record, name, version, input_type, image)
+                         for _ in range(num_replicas - len(current))]
+                record.replicas.extend(added)
+                record.save(self.paths)
+                self._wait_until_ready(record, added)
+            elif len(current) > num_replicas:
+                self.logger.info(
+                    "Found %s replicas for %s:%s. Removing %s", len(current), name, version,
+                    len(current) - num_replicas,
+                )
+                removed = current[num_replicas:]
+                stop_processes([r.process for r in removed], timeout_s=self.stop_timeout_s)
+                record.replicas = [r for r in record.replicas if r not in removed]
+                record.save(self.paths)
+
+    def _start_replica(
+        self, record: ClusterRecord, name: str, version: str, input_type: str, image: str
+    ) -> ReplicaRecord:
+        built = ImageRecord.load_all(self.paths).get(image)
+        runtime_image = built.base_image if built is not None else image
+        module = runtime_module_for_image(runtime_image, self.image_runtimes)
+        if built is not None:
+            model_path = built.model_path
+        else:
+            empty = self.paths.models_dir / "_no_model_files"
+            empty.mkdir(parents=True, exist_ok=True)
+            model_path = str(empty)
+        replica_name = f"{name}_{version}-{record.next_replica_index}"
+        record.next_replica_index += 1
+        ready_file = self.paths.run_dir / f"{replica_name}.ready"
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.unlink(missing_ok=True)
+        env = {
+            "CLIPPER_MODEL_NAME": name,
+            "CLIPPER_MODEL_VERSION": version,
+            "CLIPPER_IP": record.host,
+            "CLIPPER_PORT": str(record.rpc_port),
+            "CLIPPER_INPUT_TYPE": input_type,
+            "CLIPPER_MODEL_PATH": model_path,
+            "CLIPPER_READY_FILE": str(ready_file),
+        }
+        handle = self._spawn_python(
+            replica_name, ["-m", module], python=built.python if built else None, extra_env=env
+        )
+        self.logger.debug("Started replica %s (pid %s) running %s", replica_name, handle.pid, module)
+        return ReplicaRecord(name, version, replica_name, image, input_type, handle)
+
+    def _wait_until_ready(self, record: ClusterRecord, replicas: list[ReplicaRecord]) -> None:
+        """Wait for each new replica's readiness file; on failure stop them and raise."""
+        deadline = time.monotonic() + self.startup_timeout_s
+        pending = list(replicas)
+        try:
+            while pending:
+                for replica in list(pending):
+                    if (self.paths.run_dir / f"{replica.replica_name}.ready").exists():
+                        pending.remove(replica)
+                    else:
+                        self._check_still_running(f"model replica {replica.replica_name}", replica.process)
+                if pending and time.monotonic() > deadline:
+                    replica = pending[0]
+                    raise ClipperException(
+                        f"Model replica {replica.replica_name} did not become ready within "
+                        f"{self.startup_timeout_s} s. Last lines of {replica.process.log_path}:\n"
+                        f"{log_tail(replica.process.log_path)}"
+                    )
+                if pending:
+                    time.sleep(_POLL_INTERVAL_S)
+        except ClipperException:
+            stop_processes([r.process for r in replicas], graceful=False)
+            record.replicas = [r for r in record.replicas if r not in replicas]
+            record.save(self.paths)
+            raise
+
+    def _stop_replicas_where(self, keep: Any) -> None:
+        with self.paths.locked():
+            record = ClusterRecord.load(self.paths)
+            if record is None:
+                return
+            doomed = [r for r in record.replicas if not keep(r)]
+            stop_processes([r.process for r in doomed], timeout_s=self.stop_timeout_s)
+            record.replicas = [r for r in record.replicas if keep(r)]
+            record.save(self.paths)
+
+    def stop_models(self, models: dict[str, list[str]]) -> None:
+        wanted = {(name, str(v)) for name, versions in models.items() for v in versions}
+        self._stop_replicas_where(lambda r: (r.name, r.version) not in wanted)
+
+    def stop_all_model_containers(self) -> None:
+        self._stop_replicas_where(lambda r: False)
+
+    def stop_all(self, graceful: bool = True) -> None:
+        """Stop every replica, both frontends and Redis; remove the cluster record."""
+        with self.paths.locked():
+            record = ClusterRecord.load(self.paths)
+            if record is None:
+                self.logger.info("No running cluster %s to stop", self.cluster_name)
+                return
+            stop_processes(
+                [r.process for r in record.replicas], graceful=graceful, timeout_s=self.stop_timeout_s
+            )
+            # Frontends before Redis, so they do not log a burst of reconnect errors.
+            frontends = [h for role, h in record.core.items() if role != _REDIS]
+            stop_processes(frontends, graceful=graceful, timeout_s=self.stop_timeout_s)
+            stop_processes(
+                [h for role, h in record.core.items() if role == _REDIS],
+                graceful=graceful, timeout_s=self.stop_timeout_s,
+            )
+            self.paths.record_file.unlink(missing_ok=True)
+            shutil.rmtree(self.paths.run_dir, ignore_errors=True)
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def get_logs(self, logging_dir: str) -> list[str]:
+        """Copy every process log of the cluster into ``logging_dir``; return the copies' paths."""
+        target = Path(os.path.abspath(os.path.expanduser(logging_dir)))
+        if not target.exists():
+            target.mkdir(parents=True)
+            self.logger.info("Created logging directory: %s", target)
+        copied = []
+        for log_file in sorted(self.paths.log_dir.glob("*.log")):
+            destination = target / log_file.name
+            shutil.copyfile(log_file, destination)
+            copied.append(str(destination))
+        return copied
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
