@@ -22,6 +22,7 @@ from clipper_core.state.schema import (
     links_key,
     model_key,
     model_key_pattern,
+    parse_container_key,
     parse_model_key,
     selection_state_key,
 )
@@ -209,6 +210,11 @@ class StateStore:
             self._clients[Db.CONTAINER].hgetall(container_key(name, version, replica_id))
         )
         return ContainerInfo.from_hash(fields) if fields else None
+
+    async def list_container_ids(self) -> list[tuple[str, str, int]]:
+        """Every registered replica as (model name, model version, replica id), from the keys."""
+        keys = await self._run(self._clients[Db.CONTAINER].keys("*"))
+        return [parse_container_key(k) for k in keys]
 
     async def list_containers(self) -> list[ContainerInfo]:
         client = self._clients[Db.CONTAINER]

@@ -1,0 +1,70 @@
+"""Composition root of the management frontend: Redis store, service, routes, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from clipper_core.http import DEFAULT_MAX_BODY_BYTES, create_app
+from clipper_core.management_frontend.handlers import SERVICE_KEY, add_routes
+from clipper_core.management_frontend.operations import ManagementService
+from clipper_core.settings import ManagementSettings, RedisOptions
+from clipper_core.state import RedisSettings, StateStore
+
+__all__ = ["STORE_KEY", "build_app", "redis_settings", "serve"]
+
+logger = logging.getLogger(__name__)
+
+STORE_KEY: Final = web.AppKey("state_store", StateStore)
+SHUTDOWN_TIMEOUT_S: Final = 5.0
+
+
+def redis_settings(options: RedisOptions) -> RedisSettings:
+    return RedisSettings(host=options.ip, port=options.port, password=options.password)
+
+
+def build_app(redis: RedisSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+    """The aiohttp application; it connects to Redis on startup (retrying until Redis answers)."""
+    app = create_app(max_body_bytes=max_body_bytes)
+
+    async def state_store(app: web.Application) -> AsyncIterator[None]:
+        store = await StateStore.connect(redis)
+        app[STORE_KEY] = store
+        app[SERVICE_KEY] = ManagementService(store)
+        try:
+            yield
+        finally:
+            await store.aclose()
+
+    app.cleanup_ctx.append(state_store)
+    add_routes(app)
+    return app
+
+
+async def serve(settings: ManagementSettings, started: asyncio.Event | None = None) -> None:
+    """Connect to Redis, then listen on ``settings.host:port`` until cancelled.
+
+    Redis comes first, so ``GET /admin/ping`` answering means the API is usable.
+    """
+    app = build_app(redis_settings(settings.redis))
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        logger.info(
+            "Management frontend listening on %s:%d (Redis %s:%d)",
+            settings.host,
+            settings.port,
+            settings.redis.ip,
+            settings.redis.port,
+        )
+        if started is not None:
+            started.set()
+        await asyncio.Future()  # until cancelled
+    finally:
+        await runner.cleanup()

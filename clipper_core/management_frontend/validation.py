@@ -1,0 +1,322 @@
+"""Request bodies of every ``/admin/*`` endpoint -> typed requests, or the original's 400 text (pure).
+
+Each ``parse_*`` reads the fields in the original's order, so the first failing field decides the
+message, and runs every check that needs no Redis (input type, batch size, forbidden characters).
+A JSON problem becomes ``Error parsing JSON: <msg>. Expected JSON schema: <schema>`` with the
+endpoint's schema string of the original (core spec, Appendix A); other problems carry their bare
+text. Both are raised as :class:`Rejected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from clipper_core.management_frontend.jsondoc import (
+    JsonError,
+    parse_document,
+    read_bool,
+    read_int,
+    read_string,
+    read_string_array,
+)
+from clipper_core.state import DEFAULT_BATCH_SIZE, FORBIDDEN_NAME_CHARS, InputType
+
+__all__ = [
+    "AddApp",
+    "AddModel",
+    "AppName",
+    "ContainerRef",
+    "ModelLinks",
+    "ModelRef",
+    "Rejected",
+    "Schema",
+    "SelectionStateRequest",
+    "SetBatchSize",
+    "Verbose",
+    "invalid_input_type_message",
+    "parse_add_app",
+    "parse_add_model",
+    "parse_add_model_links",
+    "parse_app_name",
+    "parse_container_ref",
+    "parse_delete_app",
+    "parse_delete_model_links",
+    "parse_delete_versioned_model",
+    "parse_get_application",
+    "parse_get_model",
+    "parse_get_state",
+    "parse_linked_models_request",
+    "parse_set_batch_size",
+    "parse_set_model_version",
+    "parse_verbose",
+]
+
+
+class Rejected(Exception):
+    """The request is refused with HTTP 400 and ``message`` as plain-text body."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Schema:
+    """The schema strings the original embeds in its JSON error messages (exact)."""
+
+    ADD_APP: Final = (
+        "\n  {\n   \"name\" := string,\n"
+        "   \"input_type\" := \"integers\" | \"bytes\" | \"floats\" | \"doubles\" | \"strings\",\n"
+        "   \"default_output\" := string,\n   \"latency_slo_micros\" := int\n  }\n"
+    )
+    ADD_MODEL_LINKS: Final = "\n  {\n    \"app_name\" := string,\n    \"model_names\" := [string]\n  }\n"
+    DELETE_MODEL_LINKS: Final = "\n  {\n  \"app_name\" := string,\n  \"model_names\" := [string]\n  }\n"
+    GET_LINKED_MODELS: Final = "\n  {\n    \"app_name\" := string\n  }\n"
+    VERBOSE: Final = "\n  {\n    \"verbose\" := bool\n  }\n"
+    GET_APPLICATION: Final = "\n  {\n    \"name\" := string\n  }\n"
+    GET_MODEL: Final = "\n  {\n    \"model_name\" := string,\n    \"model_version\" := string\n  }\n"
+    GET_CONTAINER: Final = (
+        "\n  {\n    \"model_name\" := string,\n    \"model_version\" := string,\n"
+        "    \"replica_id\" := int\n  }\n"
+    )
+    ADD_MODEL: Final = (
+        "\n  {\n   \"model_name\" := string,\n   \"model_version\" := string,\n"
+        "   \"labels\" := [string],\n"
+        "   \"input_type\" := \"integers\" | \"bytes\" | \"floats\" | \"doubles\" | \"strings\",\n"
+        "   \"container_name\" := string,\n   \"model_data_path\" := string\n  }\n"
+    )
+    VERSIONED_MODEL: Final = "\n  {\n   \"model_name\" := string,\n   \"model_version\" := string,\n  }\n"
+    GET_STATE: Final = "\n  {\n   \"app_name\" := string,\n   \"uid\" := int,\n  }\n"
+    # Ours (set_model_batch_size is not in the original), written in the same style.
+    SET_BATCH_SIZE: Final = (
+        "\n  {\n   \"model_name\" := string,\n   \"model_version\" := string,\n"
+        "   \"batch_size\" := int\n  }\n"
+    )
+
+
+# ---------------------------------------------------------------------------- request records
+
+
+@dataclass(slots=True, frozen=True)
+class AddApp:
+    name: str
+    input_type: InputType
+    default_output: str
+    latency_slo_micros: int
+
+
+@dataclass(slots=True, frozen=True)
+class AppName:
+    name: str
+
+
+@dataclass(slots=True, frozen=True)
+class ModelLinks:
+    app_name: str
+    model_names: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class AddModel:
+    model_name: str
+    model_version: str
+    labels: tuple[str, ...]
+    input_type: InputType
+    container_name: str
+    model_data_path: str
+    batch_size: int
+
+
+@dataclass(slots=True, frozen=True)
+class ModelRef:
+    model_name: str
+    model_version: str
+
+
+@dataclass(slots=True, frozen=True)
+class ContainerRef:
+    model_name: str
+    model_version: str
+    replica_id: int
+
+
+@dataclass(slots=True, frozen=True)
+class Verbose:
+    verbose: bool
+
+
+@dataclass(slots=True, frozen=True)
+class SelectionStateRequest:
+    app_name: str
+    uid: int
+
+
+@dataclass(slots=True, frozen=True)
+class SetBatchSize:
+    model_name: str
+    model_version: str
+    batch_size: int
+
+
+# ---------------------------------------------------------------------------- helpers
+
+R = TypeVar("R")
+
+BATCH_SIZE_MESSAGE: Final = "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1"
+
+
+def _with_schema(schema: str, read: Callable[[object], R], body: bytes) -> R:
+    try:
+        return read(parse_document(body))
+    except JsonError as exc:
+        raise Rejected(f"Error parsing JSON: {exc.message}. Expected JSON schema: {schema}") from None
+
+
+def invalid_input_type_message(name: str) -> str:
+    """The original never answered an unknown input type; we say which names are accepted."""
+    canonical = [t.readable_name for t in InputType if t is not InputType.INVALID]
+    aliases = [a for a in InputType.accepted_names() if a not in canonical]
+    return (
+        f"{name} is not a valid input string. Accepted input types: {', '.join(canonical)} "
+        f"(aliases: {', '.join(aliases)})"
+    )
+
+
+def _input_type(name: str) -> InputType:
+    try:
+        return InputType.parse(name)
+    except ValueError:
+        raise Rejected(invalid_input_type_message(name)) from None
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size <= 0 and batch_size != DEFAULT_BATCH_SIZE:
+        raise Rejected(BATCH_SIZE_MESSAGE)
+
+
+def _check_key_safe(value: str, what: str) -> None:
+    if any(ch in value for ch in FORBIDDEN_NAME_CHARS):
+        listed = ", ".join(f"'{ch}'" for ch in FORBIDDEN_NAME_CHARS)
+        raise Rejected(f"Invalid {what} supplied: {value}. Contains one of: {listed}")
+
+
+# ---------------------------------------------------------------------------- endpoints
+
+
+def parse_add_app(body: bytes) -> AddApp:
+    def read(doc: object) -> AddApp:
+        name = read_string(doc, "name")
+        # Converted right after reading, as the original: a bad type wins over later fields.
+        input_type = _input_type(read_string(doc, "input_type"))
+        default_output = read_string(doc, "default_output")
+        return AddApp(name, input_type, default_output, read_int(doc, "latency_slo_micros"))
+
+    return _with_schema(Schema.ADD_APP, read, body)
+
+
+def parse_app_name(body: bytes, schema: str, key: str = "name") -> AppName:
+    return _with_schema(schema, lambda doc: AppName(read_string(doc, key)), body)
+
+
+def parse_delete_app(body: bytes) -> AppName:
+    # The original cites the add_app schema here.
+    return parse_app_name(body, Schema.ADD_APP)
+
+
+def parse_get_application(body: bytes) -> AppName:
+    return parse_app_name(body, Schema.GET_APPLICATION)
+
+
+def parse_linked_models_request(body: bytes) -> AppName:
+    return parse_app_name(body, Schema.GET_LINKED_MODELS, key="app_name")
+
+
+def _links(schema: str, body: bytes) -> ModelLinks:
+    def read(doc: object) -> ModelLinks:
+        app_name = read_string(doc, "app_name")
+        return ModelLinks(app_name, tuple(read_string_array(doc, "model_names")))
+
+    return _with_schema(schema, read, body)
+
+
+def parse_add_model_links(body: bytes) -> ModelLinks:
+    return _links(Schema.ADD_MODEL_LINKS, body)
+
+
+def parse_delete_model_links(body: bytes) -> ModelLinks:
+    return _links(Schema.DELETE_MODEL_LINKS, body)
+
+
+def parse_add_model(body: bytes) -> AddModel:
+    def read(doc: object) -> AddModel:
+        model_name = read_string(doc, "model_name")
+        model_version = read_string(doc, "model_version")
+        labels = tuple(read_string_array(doc, "labels"))
+        input_type = _input_type(read_string(doc, "input_type"))
+        container_name = read_string(doc, "container_name")
+        model_data_path = read_string(doc, "model_data_path")
+        batch_size = read_int(doc, "batch_size")
+        return AddModel(
+            model_name, model_version, labels, input_type, container_name, model_data_path, batch_size
+        )
+
+    request = _with_schema(Schema.ADD_MODEL, read, body)
+    _check_batch_size(request.batch_size)
+    _check_key_safe(request.model_name, "model name")
+    _check_key_safe(request.model_version, "model version")
+    for label in request.labels:
+        _check_key_safe(label, "label")
+    return request
+
+
+def _model_ref(schema: str, body: bytes) -> ModelRef:
+    def read(doc: object) -> ModelRef:
+        model_name = read_string(doc, "model_name")
+        return ModelRef(model_name, read_string(doc, "model_version"))
+
+    return _with_schema(schema, read, body)
+
+
+def parse_set_model_version(body: bytes) -> ModelRef:
+    return _model_ref(Schema.VERSIONED_MODEL, body)
+
+
+def parse_delete_versioned_model(body: bytes) -> ModelRef:
+    return _model_ref(Schema.VERSIONED_MODEL, body)
+
+
+def parse_get_model(body: bytes) -> ModelRef:
+    return _model_ref(Schema.GET_MODEL, body)
+
+
+def parse_container_ref(body: bytes) -> ContainerRef:
+    def read(doc: object) -> ContainerRef:
+        model_name = read_string(doc, "model_name")
+        model_version = read_string(doc, "model_version")
+        return ContainerRef(model_name, model_version, read_int(doc, "replica_id"))
+
+    return _with_schema(Schema.GET_CONTAINER, read, body)
+
+
+def parse_verbose(body: bytes) -> Verbose:
+    return _with_schema(Schema.VERBOSE, lambda doc: Verbose(read_bool(doc, "verbose")), body)
+
+
+def parse_get_state(body: bytes) -> SelectionStateRequest:
+    def read(doc: object) -> SelectionStateRequest:
+        app_name = read_string(doc, "app_name")
+        return SelectionStateRequest(app_name, read_int(doc, "uid"))
+
+    return _with_schema(Schema.GET_STATE, read, body)
+
+
+def parse_set_batch_size(body: bytes) -> SetBatchSize:
+    def read(doc: object) -> SetBatchSize:
+        model_name = read_string(doc, "model_name")
+        model_version = read_string(doc, "model_version")
+        return SetBatchSize(model_name, model_version, read_int(doc, "batch_size"))
+
+    request = _with_schema(Schema.SET_BATCH_SIZE, read, body)
+    _check_batch_size(request.batch_size)
+    return request

@@ -1,0 +1,240 @@
+"""Typed, validated process settings: command-line flags with ``CLIPPER_<FLAG>`` env defaults.
+
+The only module that reads ``os.environ`` (it is handed in, so tests pass a dict). Each process
+has one frozen ``Settings`` class built once in its ``__main__`` by ``<Settings>.parse(argv,
+environ)``; shared parts such as :class:`RedisOptions` add their own flags to the parser, so a
+new process composes them instead of re-declaring flags.
+
+Precedence for every value: the flag, then ``CLIPPER_<FLAG>`` (flag name upper-cased), then the
+default. A bad value, from a flag or from the environment, exits with status 2 and a message that
+names where the value came from. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+__all__ = [
+    "DEFAULT_MANAGEMENT_PORT",
+    "DEFAULT_REDIS_PORT",
+    "ENV_PREFIX",
+    "REDIS_PASSWORD_ENV",
+    "FlagReader",
+    "LoggingOptions",
+    "ManagementSettings",
+    "RedisOptions",
+    "SettingsError",
+    "parse_host",
+    "parse_log_level",
+    "parse_port",
+]
+
+ENV_PREFIX: Final = "CLIPPER_"
+# The conventional variable (also read by redis-cli's users and the original's docs).
+REDIS_PASSWORD_ENV: Final = "REDIS_PASSWORD"
+DEFAULT_REDIS_PORT: Final = 6379
+DEFAULT_MANAGEMENT_PORT: Final = 1338
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A flag or environment value that cannot be used."""
+
+
+# ---------------------------------------------------------------------------- value parsers
+
+
+def parse_port(text: str) -> int:
+    """A TCP port, 0-65535 (0 = let the OS pick, useful in tests)."""
+    try:
+        port = int(text.strip())
+    except ValueError:
+        raise SettingsError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"port {port} is outside 0-65535")
+    return port
+
+
+def parse_host(text: str) -> str:
+    host = text.strip()
+    if not host:
+        raise SettingsError("host must not be empty")
+    return host
+
+
+def parse_log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise SettingsError(f"{text!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
+    return level
+
+
+def _parse_str(text: str) -> str:
+    return text
+
+
+# ---------------------------------------------------------------------------- flag plumbing
+
+
+class FlagReader:
+    """Declares flags on an argparse parser and resolves them against the environment.
+
+    argparse only sees the flags; env defaults are applied after parsing so that a bad env value
+    is reported with the variable's name rather than as a flag error.
+    """
+
+    def __init__(self, prog: str, description: str, environ: Mapping[str, str]) -> None:
+        self.parser = argparse.ArgumentParser(prog=prog, description=description)
+        self.environ = environ
+        self._parsers: dict[str, Callable[[str], object]] = {}
+        self._defaults: dict[str, object] = {}
+        self._extra_env: dict[str, tuple[str, ...]] = {}
+        self._namespace: argparse.Namespace | None = None
+
+    def add(
+        self,
+        flag: str,
+        parse: Callable[[str], T],
+        default: T,
+        help_text: str,
+        extra_env: tuple[str, ...] = (),
+    ) -> None:
+        """Declare ``--<flag>``; ``extra_env`` are fallbacks consulted after ``CLIPPER_<FLAG>``."""
+        env_names = (self.env_name(flag), *extra_env)
+        self.parser.add_argument(
+            f"--{flag}",
+            dest=flag,
+            default=None,
+            metavar=flag.upper(),
+            help=f"{help_text} (env {' or '.join(env_names)}; default {default!r})",
+        )
+        self._parsers[flag] = parse
+        self._defaults[flag] = default
+        self._extra_env[flag] = extra_env
+
+    @staticmethod
+    def env_name(flag: str) -> str:
+        return ENV_PREFIX + flag.upper()
+
+    def parse_args(self, argv: Sequence[str]) -> None:
+        self._namespace = self.parser.parse_args(list(argv))
+
+    def value(self, flag: str) -> object:
+        """The resolved, validated value of one flag; exits via argparse on a bad value."""
+        if self._namespace is None:
+            raise RuntimeError("parse_args() first")
+        parse = self._parsers[flag]
+        raw = getattr(self._namespace, flag)
+        if raw is not None:
+            return self._convert(parse, raw, f"--{flag}")
+        for env in (self.env_name(flag), *self._extra_env[flag]):
+            env_raw = self.environ.get(env)
+            if env_raw is not None and env_raw != "":
+                return self._convert(parse, env_raw, f"environment variable {env}")
+        return self._defaults[flag]
+
+    def int_value(self, flag: str) -> int:
+        value = self.value(flag)
+        if not isinstance(value, int):
+            raise TypeError(f"flag {flag} is not an int flag")
+        return value
+
+    def str_value(self, flag: str) -> str:
+        return str(self.value(flag))
+
+    def optional_str_value(self, flag: str) -> str | None:
+        value = self.value(flag)
+        return None if value is None or value == "" else str(value)
+
+    def _convert(self, parse: Callable[[str], object], raw: str, source: str) -> object:
+        try:
+            return parse(raw)
+        except SettingsError as exc:
+            self.parser.error(f"invalid value for {source}: {exc}")  # exits with status 2
+
+
+# ---------------------------------------------------------------------------- shared parts
+
+
+@dataclass(slots=True, frozen=True)
+class RedisOptions:
+    """Where Redis is: ``--redis_ip``, ``--redis_port``, ``--redis_password``."""
+
+    ip: str = "localhost"
+    port: int = DEFAULT_REDIS_PORT
+    password: str | None = None
+
+    @staticmethod
+    def declare(flags: FlagReader) -> None:
+        flags.add("redis_ip", parse_host, "localhost", "Redis host")
+        flags.add("redis_port", parse_port, DEFAULT_REDIS_PORT, "Redis port")
+        flags.add(
+            "redis_password",
+            _parse_str,
+            None,
+            "Redis password (AUTH); prefer the environment to keep it out of `ps`",
+            extra_env=(REDIS_PASSWORD_ENV,),
+        )
+
+    @classmethod
+    def resolve(cls, flags: FlagReader) -> RedisOptions:
+        return cls(
+            ip=flags.str_value("redis_ip"),
+            port=flags.int_value("redis_port"),
+            password=flags.optional_str_value("redis_password"),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class LoggingOptions:
+    """``--log_level`` (DEBUG, INFO, WARNING, ERROR)."""
+
+    level: str = "INFO"
+
+    @staticmethod
+    def declare(flags: FlagReader) -> None:
+        flags.add("log_level", parse_log_level, "INFO", "log level")
+
+    @classmethod
+    def resolve(cls, flags: FlagReader) -> LoggingOptions:
+        return cls(level=flags.str_value("log_level"))
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+@dataclass(slots=True, frozen=True)
+class ManagementSettings:
+    """Settings of ``python -m clipper_core.management_frontend``."""
+
+    redis: RedisOptions = RedisOptions()
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_MANAGEMENT_PORT
+    logging: LoggingOptions = LoggingOptions()
+
+    @classmethod
+    def parse(cls, argv: Sequence[str], environ: Mapping[str, str]) -> ManagementSettings:
+        """Flags (``--name value`` or ``--name=value``) over ``CLIPPER_<NAME>`` over defaults.
+
+        Raises:
+            SystemExit: status 2 with a message on an unknown flag or a bad value.
+        """
+        flags = FlagReader(
+            "clipper-management-frontend", "Clipper management REST API (/admin/*)", environ
+        )
+        RedisOptions.declare(flags)
+        flags.add("host", parse_host, "0.0.0.0", "address to listen on")
+        flags.add("port", parse_port, DEFAULT_MANAGEMENT_PORT, "port to listen on")
+        LoggingOptions.declare(flags)
+        flags.parse_args(argv)
+        return cls(
+            redis=RedisOptions.resolve(flags),
+            host=flags.str_value("host"),
+            port=flags.int_value("port"),
+            logging=LoggingOptions.resolve(flags),
+        )
