@@ -27,3 +27,14 @@ test: install
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
+
+# Docker: Clipper's images from dockerfiles/ (repository root as context), tagged
+# clipper/<image>:<clipper_admin version>. RUN steps use the host network, which also works on
+# engines without a bridge (local-engine.sh).
+DOCKER_BUILD_NETWORK ?= host
+
+docker-images: install-python
+	$(PYTHON) -m clipper_admin.docker.images --network $(DOCKER_BUILD_NETWORK)
+
+test-docker: install docker-images
+	$(PYTHON) -m pytest -m docker tests/docker $(PYTEST_ARGS)
