@@ -204,8 +204,9 @@ def _decode_new_container(frames: Sequence[Buffer]) -> NewContainer:
     name = _read_text(frames[2], "model name")
     version = _read_text(frames[3], "model version")
     type_text = _read_text(frames[4], "input type")
-    if not type_text.isascii() or not type_text.isdigit():
-        raise RpcProtocolError(f"input type {type_text!r} is not a decimal code")
+    # The length bound keeps int() from raising ValueError on a huge digit string.
+    if not type_text.isascii() or not type_text.isdigit() or len(type_text) > 10:
+        raise RpcProtocolError(f"input type {type_text[:20]!r} is not a decimal code")
     code = int(type_text)
     if not 0 <= code <= InputType.STRINGS:
         raise RpcProtocolError(f"unknown input type {code}")
