@@ -26,6 +26,7 @@ __all__ = [
     "FlagReader",
     "LoggingOptions",
     "ManagementSettings",
+    "QuerySettings",
     "RedisOptions",
     "SettingsError",
     "parse_host",
@@ -38,6 +39,11 @@ ENV_PREFIX: Final = "CLIPPER_"
 REDIS_PASSWORD_ENV: Final = "REDIS_PASSWORD"
 DEFAULT_REDIS_PORT: Final = 6379
 DEFAULT_MANAGEMENT_PORT: Final = 1338
+DEFAULT_QUERY_PORT: Final = 1337
+DEFAULT_RPC_SERVICE_PORT: Final = 7000
+DEFAULT_PREDICTION_CACHE_SIZE_BYTES: Final = 33_554_432
+# Prediction bodies carry base64 images; 32 MiB leaves room and still bounds memory per request.
+DEFAULT_MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -76,6 +82,27 @@ def parse_log_level(text: str) -> str:
 
 def _parse_str(text: str) -> str:
     return text
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise SettingsError(f"{text!r} is not an integer") from None
+
+
+def parse_non_negative_int(text: str) -> int:
+    value = _parse_int(text)
+    if value < 0:
+        raise SettingsError(f"{value} is negative; it must be 0 or more")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    value = _parse_int(text)
+    if value <= 0:
+        raise SettingsError(f"{value} must be positive")
+    return value
 
 
 # ---------------------------------------------------------------------------- flag plumbing
@@ -236,5 +263,72 @@ class ManagementSettings:
             redis=RedisOptions.resolve(flags),
             host=flags.str_value("host"),
             port=flags.int_value("port"),
+            logging=LoggingOptions.resolve(flags),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class QuerySettings:
+    """Settings of ``python -m clipper_core.query_frontend`` (the original's flags, spec 7).
+
+    ``thread_pool_size``, ``timeout_request`` and ``timeout_content`` are accepted for
+    compatibility with the original's command lines and are unused: one asyncio loop serves
+    every connection, and aiohttp manages its own connection timeouts.
+    """
+
+    redis: RedisOptions = RedisOptions()
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_QUERY_PORT
+    rpc_host: str = "0.0.0.0"
+    rpc_service_port: int = DEFAULT_RPC_SERVICE_PORT
+    prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    thread_pool_size: int = 1
+    timeout_request: int = 5
+    timeout_content: int = 300
+    logging: LoggingOptions = LoggingOptions()
+
+    @classmethod
+    def parse(cls, argv: Sequence[str], environ: Mapping[str, str]) -> QuerySettings:
+        """Flags (``--name value`` or ``--name=value``) over ``CLIPPER_<NAME>`` over defaults.
+
+        Raises:
+            SystemExit: status 2 with a message on an unknown flag or a bad value (for example
+                a negative ``--prediction_cache_size``).
+        """
+        flags = FlagReader("clipper-query-frontend", "Clipper query REST API and model RPC service", environ)
+        RedisOptions.declare(flags)
+        flags.add("host", parse_host, "0.0.0.0", "address the REST API listens on")
+        flags.add("port", parse_port, DEFAULT_QUERY_PORT, "REST port")
+        flags.add("rpc_host", parse_host, "0.0.0.0", "address the ZeroMQ RPC service binds")
+        flags.add("rpc_service_port", parse_port, DEFAULT_RPC_SERVICE_PORT, "ZeroMQ RPC service port")
+        flags.add(
+            "prediction_cache_size",
+            parse_non_negative_int,
+            DEFAULT_PREDICTION_CACHE_SIZE_BYTES,
+            "prediction cache capacity in bytes of outputs",
+        )
+        flags.add(
+            "max_request_bytes",
+            parse_positive_int,
+            DEFAULT_MAX_REQUEST_BYTES,
+            "largest request body (413 above)",
+        )
+        flags.add("thread_pool_size", parse_positive_int, 1, "accepted for compatibility; unused")
+        flags.add("timeout_request", parse_non_negative_int, 5, "accepted for compatibility; unused")
+        flags.add("timeout_content", parse_non_negative_int, 300, "accepted for compatibility; unused")
+        LoggingOptions.declare(flags)
+        flags.parse_args(argv)
+        return cls(
+            redis=RedisOptions.resolve(flags),
+            host=flags.str_value("host"),
+            port=flags.int_value("port"),
+            rpc_host=flags.str_value("rpc_host"),
+            rpc_service_port=flags.int_value("rpc_service_port"),
+            prediction_cache_size=flags.int_value("prediction_cache_size"),
+            max_request_bytes=flags.int_value("max_request_bytes"),
+            thread_pool_size=flags.int_value("thread_pool_size"),
+            timeout_request=flags.int_value("timeout_request"),
+            timeout_content=flags.int_value("timeout_content"),
             logging=LoggingOptions.resolve(flags),
         )
