@@ -1,0 +1,1 @@
+"""`make bench`: load generators, benchmark models, a reference server, scenarios and reports."""

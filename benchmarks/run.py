@@ -1,0 +1,108 @@
+"""Entry point of ``make bench`` and ``make bench-smoke``.
+
+``python -m benchmarks.run`` runs every scenario of DESIGN.md section 5 (a few minutes), prints a
+table, writes ``benchmarks/results/latest.json`` and two PNG plots next to it.
+``python -m benchmarks.run --smoke`` runs each scenario for about a second with small loads, checks
+nothing against the targets and writes to a temporary directory unless ``--out`` is given; it exists
+so ``make test`` proves the harness still works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import loadgen, report, scenarios
+from benchmarks.cluster import Cluster
+from benchmarks.scenarios import BenchConfig, ReferenceServer
+
+logger = logging.getLogger("benchmarks")
+
+
+def _scenario(figures: dict[str, Any], errors: dict[str, str], name: str, run: Callable[[], Any]) -> None:
+    started = time.monotonic()
+    print(f"[bench] {name} ...", flush=True)
+    try:
+        figures[name] = run()
+    except Exception as error:  # one broken scenario must not hide the others' figures
+        logger.debug("scenario %s failed", name, exc_info=True)
+        errors[name] = f"{type(error).__name__}: {error}"
+        print(f"[bench] {name} FAILED: {errors[name]}\n{traceback.format_exc()}", flush=True)
+    print(f"[bench] {name} took {time.monotonic() - started:.1f}s", flush=True)
+
+
+def run(config: BenchConfig, out_dir: Path, keep_logs: bool) -> int:
+    work_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-"))
+    figures: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    started = time.monotonic()
+    reference = ReferenceServer()
+    try:
+        _scenario(figures, errors, "loadgen_check", lambda: scenarios.loadgen_check(config, reference))
+        try:
+            with Cluster(work_dir / "main") as cluster:
+                _scenario(figures, errors, "noop",
+                          lambda: scenarios.noop_and_cache(config, cluster, reference))
+                _scenario(figures, errors, "batching", lambda: scenarios.batching(config, cluster))
+                _scenario(figures, errors, "overload", lambda: scenarios.overload(config, cluster))
+        except Exception as error:
+            errors["cluster"] = f"{type(error).__name__}: {error}"
+            print(f"[bench] cluster FAILED: {errors['cluster']}", flush=True)
+        _scenario(figures, errors, "memory", lambda: scenarios.memory(config, work_dir))
+    finally:
+        reference.close()
+
+    targets = None if config.smoke else report.evaluate_targets(figures)
+    payload: dict[str, Any] = {
+        "kind": "smoke" if config.smoke else "full",
+        "machine": report.machine(),
+        "config": {k: v for k, v in vars(config).items()},
+        "duration_s": round(time.monotonic() - started, 1),
+        "load_generator": (
+            "wrk (Debian package), 1 thread, Lua script benchmarks/wrk_predict.lua"
+            if loadgen.wrk_available() else "Python closed-loop aiohttp client (wrk not installed)"
+        ) + "; Python open-loop aiohttp client for the overload scenario",
+        "figures": figures,
+        "errors": errors,
+    }
+    if targets is not None:
+        payload["targets"] = [t.to_dict() for t in targets]
+        payload["targets_passed"] = sum(t.passed for t in targets)
+        payload["targets_total"] = len(targets)
+    report.write_json(out_dir / ("smoke.json" if config.smoke else "latest.json"), payload)
+    plots = report.plot(figures, out_dir)
+    print(report.table(figures, targets))
+    print(f"[bench] wrote {out_dir} ({', '.join(plots)}); logs in {work_dir}", flush=True)
+    if errors:
+        print(f"[bench] scenario errors: {errors}", flush=True)
+    if not keep_logs and not errors:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return 1 if errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run, small loads, no targets")
+    parser.add_argument("--out", type=Path, default=None, help="directory for the JSON report and plots")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the cluster's log directory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = BenchConfig.smoke_config() if args.smoke else BenchConfig.full()
+    out_dir = args.out
+    if out_dir is None:
+        out_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-smoke-")) if args.smoke else report.RESULTS_DIR
+    return run(config, out_dir, args.keep_logs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
