@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke docker-images test-docker clean
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker clean
 
 install: install-system install-python
 
@@ -24,6 +24,21 @@ test: install
 	$(PYTHON) -m ruff check .
 	lint-imports
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (DESIGN.md section 5). wrk comes from Debian; bench-smoke also runs inside make test
+# (tests/integration/test_bench_smoke.py), falling back to a Python client when wrk is absent.
+install-bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing wrk (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test,bench]'
+
+bench: install-bench
+	$(PYTHON) -m benchmarks.run
+
+bench-smoke: install-bench
+	$(PYTHON) -m benchmarks.run --smoke
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
