@@ -1,0 +1,62 @@
+"""ManagementSettings.parse: flags over CLIPPER_<FLAG> over defaults; validation at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from clipper_core.settings import LoggingOptions, ManagementSettings, RedisOptions
+
+
+def test_defaults_are_the_originals() -> None:
+    settings = ManagementSettings.parse([], {})
+    assert settings == ManagementSettings(
+        redis=RedisOptions("localhost", 6379, None), host="0.0.0.0", port=1338, logging=LoggingOptions("INFO")
+    )
+
+
+def test_flags_in_both_spellings() -> None:
+    settings = ManagementSettings.parse(
+        [
+            "--redis_ip=10.0.0.5", "--redis_port", "7000", "--host", "127.0.0.1", "--port=0",
+            "--log_level", "debug",
+        ],
+        {},
+    )
+    assert settings.redis == RedisOptions("10.0.0.5", 7000, None)
+    assert (settings.host, settings.port, settings.logging.level) == ("127.0.0.1", 0, "DEBUG")
+
+
+def test_environment_supplies_defaults_and_the_flag_wins() -> None:
+    env = {"CLIPPER_REDIS_IP": "redis", "CLIPPER_REDIS_PORT": "6380", "CLIPPER_PORT": "2000"}
+    assert ManagementSettings.parse([], env).redis == RedisOptions("redis", 6380, None)
+    assert ManagementSettings.parse([], env).port == 2000
+    assert ManagementSettings.parse(["--port", "3000", "--redis_ip", "x"], env).port == 3000
+    assert ManagementSettings.parse(["--redis_ip", "x"], env).redis.ip == "x"
+
+
+def test_password_sources_in_order() -> None:
+    assert ManagementSettings.parse([], {"REDIS_PASSWORD": "p1"}).redis.password == "p1"
+    env = {"REDIS_PASSWORD": "p1", "CLIPPER_REDIS_PASSWORD": "p2"}
+    assert ManagementSettings.parse([], env).redis.password == "p2"
+    assert ManagementSettings.parse(["--redis_password", "p3"], env).redis.password == "p3"
+    assert ManagementSettings.parse([], {"REDIS_PASSWORD": ""}).redis.password is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "fragment"),
+    [
+        (["--port", "70000"], {}, "invalid value for --port: port 70000 is outside 0-65535"),
+        (["--redis_port", "abc"], {}, "invalid value for --redis_port: 'abc' is not a port number"),
+        ([], {"CLIPPER_REDIS_PORT": "-1"}, "environment variable CLIPPER_REDIS_PORT"),
+        (["--log_level", "LOUD"], {}, "is not a log level"),
+        (["--host", " "], {}, "host must not be empty"),
+        (["--rpc_service_port", "7000"], {}, "unrecognized arguments: --rpc_service_port"),
+    ],
+)
+def test_bad_values_exit_with_a_message(
+    argv: list[str], env: dict[str, str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        ManagementSettings.parse(argv, env)
+    assert info.value.code == 2
+    assert fragment in capsys.readouterr().err
