@@ -40,6 +40,11 @@ bench: install-bench
 bench-smoke: install-bench
 	$(PYTHON) -m benchmarks.run --smoke
 
+# The README's first command: a local cluster (LocalContainerManager, no Docker), one Python
+# function deployed and queried over HTTP, then everything stopped.
+quickstart: install
+	$(PYTHON) examples/basic_query/example.py
+
 clean:
 	rm -rf build *.egg-info .pytest_cache .ruff_cache
 
