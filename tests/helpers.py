@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class RedisServer:
             client.close()
 
 
-def start_redis(tmp_dir: Path, port: int | None = None) -> RedisServer:
+def start_redis(tmp_dir: Path, port: int | None = None, extra_args: Sequence[str] = ()) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed; run `make install`")
@@ -62,6 +63,7 @@ def start_redis(tmp_dir: Path, port: int | None = None) -> RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(tmp_dir),
+            *extra_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
