@@ -106,21 +106,35 @@ class Cluster:
             redis_binary, "--port", str(self.redis_port), "--bind", LOOPBACK, "--save", "",
             "--appendonly", "no", "--dir", str(self.work_dir),
         ])
-        wait_for_port(self.redis_port, 10, self.processes["redis"])
+        self._wait(self.redis_port, "redis")
         self.processes["management"] = self._spawn("management", [
             sys.executable, "-m", "clipper_core.management_frontend", "--redis_ip", LOOPBACK,
             "--redis_port", str(self.redis_port), "--port", str(self.management_port),
+            "--host", LOOPBACK,
         ])
         self.processes["query"] = self._spawn("query", [
             sys.executable, "-m", "clipper_core.query_frontend", "--redis_ip", LOOPBACK,
             "--redis_port", str(self.redis_port), "--port", str(self.query_port),
             "--rpc_service_port", str(self.rpc_port),
             "--prediction_cache_size", str(self.cache_size_bytes), "--host", LOOPBACK,
+            "--rpc_host", LOOPBACK,
         ])
-        wait_for_port(self.management_port, 20, self.processes["management"])
-        wait_for_port(self.query_port, 20, self.processes["query"])
-        wait_for_port(self.rpc_port, 20, self.processes["query"])
+        self._wait(self.management_port, "management")
+        self._wait(self.query_port, "query")
+        self._wait(self.rpc_port, "query")
         return self
+
+    def _wait(self, port: int, name: str) -> None:
+        try:
+            wait_for_port(port, 20, self.processes[name])
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}\n--- tail of {name}.log ---\n{self.log_tail(name)}") from None
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.work_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def close(self) -> None:
         for replica in self.replicas:
@@ -236,7 +250,8 @@ class Cluster:
             counter += 1
             for replica in self.replicas:
                 if replica.process.poll() is not None:
-                    raise RuntimeError(f"replica of {replica.model_name} exited; see {self.work_dir}")
+                    name = f"model-{replica.model_name}"
+                    raise RuntimeError(f"replica of {replica.model_name} exited:\n{self.log_tail(name)}")
             try:
                 response = requests.post(
                     self.predict_url(app), json={"input": [float(counter) + 0.25]}, timeout=5
@@ -247,7 +262,10 @@ class Cluster:
             except requests.RequestException as error:
                 last = str(error)
             time.sleep(0.1)
-        raise TimeoutError(f"app {app} not served after {timeout_s}s; last answer {last!r}")
+        raise TimeoutError(
+            f"app {app} not served after {timeout_s}s; last answer {last!r}\n"
+            f"--- tail of query.log ---\n{self.log_tail('query')}"
+        )
 
     # ---- metrics -------------------------------------------------------------------------------
     def metrics_json(self) -> dict[str, object]:

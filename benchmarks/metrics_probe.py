@@ -43,7 +43,7 @@ def read_prometheus(text: str, model: str) -> tuple[float | None, float | None, 
     for family in text_string_to_metric_families(text):
         name = family.name.lower()
         for sample in family.samples:
-            if not _mentions_model(sample.labels, model) and model not in sample.name:
+            if not _mentions_model(sample.labels, model):
                 continue
             if "batch_size" in name:
                 if sample.name.endswith("_sum"):
