@@ -45,7 +45,7 @@ from containers.python.inputs import (
 )
 from containers.python.metrics import ContainerMetrics
 
-__all__ = ["PREDICT_METHOD_NAMES", "ContainerServer", "PredictFunction"]
+__all__ = ["PREDICT_METHOD_NAMES", "ContainerServer", "PredictFunction", "PredictionHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,53 @@ PREDICT_METHOD_NAMES: Final[dict[InputType, str]] = {
 MAX_ERROR_MESSAGE_CHARS: Final = 4096
 
 _HEARTBEAT: Final = encode_container_heartbeat()
+
+
+class PredictionHandler:
+    """Turns one predict request into its reply frames; pure, no sockets."""
+
+    def __init__(self, input_type: InputType, predict: PredictFunction) -> None:
+        self._input_type = input_type
+        self._predict = predict
+
+    def answer(self, request: PredictRequest) -> list[Buffer]:
+        """Frames answering ``request``: a prediction response or a ContainerError."""
+        message_id = request.message_id
+        if request.input_type is not self._input_type:
+            return self._error(
+                message_id,
+                ContainerErrorKind.BAD_INPUT,
+                f"request input type {request.input_type.readable_name} does not match the "
+                f"container input type {self._input_type.readable_name}",
+            )
+        count = len(request.inputs)
+        if count == 0:
+            # Nothing to predict; answering at once keeps the replica pulling work.
+            return encode_predict_response(PredictResponse(message_id, []))
+        try:
+            inputs = decode_inputs(self._input_type, request.inputs)
+        except InputDecodeError as exc:
+            return self._error(message_id, ContainerErrorKind.BAD_INPUT, str(exc))
+        try:
+            outputs = encode_outputs(self._predict(inputs), count)
+        except BadModelOutput as exc:
+            return self._error(message_id, ContainerErrorKind.BAD_OUTPUT, str(exc))
+        except Exception as exc:
+            logger.exception("model raised on request %d (%d inputs)", message_id, count)
+            return self._error(
+                message_id, ContainerErrorKind.MODEL_EXCEPTION, f"{type(exc).__name__}: {exc}", logged=True
+            )
+        return encode_predict_response(PredictResponse(message_id, outputs))
+
+    @staticmethod
+    def _error(
+        message_id: int, kind: ContainerErrorKind, text: str, *, logged: bool = False
+    ) -> list[Buffer]:
+        if not logged:
+            logger.error("request %d: %s: %s", message_id, kind.name, text)
+        if len(text) > MAX_ERROR_MESSAGE_CHARS:
+            text = text[: MAX_ERROR_MESSAGE_CHARS - 3] + "..."
+        return list(encode_container_error(ContainerError(message_id, kind, text)))
 
 
 class ContainerServer:
@@ -83,8 +130,7 @@ class ContainerServer:
     ) -> None:
         self._context = context
         self._address = address
-        self._input_type = input_type
-        self._predict = predict
+        self._handler = PredictionHandler(input_type, predict)
         self._poll_ms = poll_ms
         self._activity_timeout_s = activity_timeout_ms / 1000.0
         self._metrics = metrics
@@ -147,51 +193,12 @@ class ContainerServer:
                 self._send(sock, self._metadata)
             return
         handle_start = time.perf_counter()
-        self._send(sock, self.answer(message))
+        self._send(sock, self._handler.answer(message))
         if self._metrics is not None:
             done = time.perf_counter()
             self._metrics.observe_prediction(
                 recv_ms, (handle_start - parse_start) * 1000.0, (done - handle_start) * 1000.0
             )
-
-    def answer(self, request: PredictRequest) -> list[Buffer]:
-        """Frames answering ``request``: a prediction response or a ContainerError."""
-        message_id = request.message_id
-        if request.input_type is not self._input_type:
-            return self._error(
-                message_id,
-                ContainerErrorKind.BAD_INPUT,
-                f"request input type {request.input_type.readable_name} does not match the "
-                f"container input type {self._input_type.readable_name}",
-            )
-        count = len(request.inputs)
-        if count == 0:
-            # Nothing to predict; answering at once keeps the replica pulling work.
-            return encode_predict_response(PredictResponse(message_id, []))
-        try:
-            inputs = decode_inputs(self._input_type, request.inputs)
-        except InputDecodeError as exc:
-            return self._error(message_id, ContainerErrorKind.BAD_INPUT, str(exc))
-        try:
-            outputs = encode_outputs(self._predict(inputs), count)
-        except BadModelOutput as exc:
-            return self._error(message_id, ContainerErrorKind.BAD_OUTPUT, str(exc))
-        except Exception as exc:
-            logger.exception("model raised on request %d (%d inputs)", message_id, count)
-            return self._error(
-                message_id, ContainerErrorKind.MODEL_EXCEPTION, f"{type(exc).__name__}: {exc}", logged=True
-            )
-        return encode_predict_response(PredictResponse(message_id, outputs))
-
-    @staticmethod
-    def _error(
-        message_id: int, kind: ContainerErrorKind, text: str, *, logged: bool = False
-    ) -> list[Buffer]:
-        if not logged:
-            logger.error("request %d: %s: %s", message_id, kind.name, text)
-        if len(text) > MAX_ERROR_MESSAGE_CHARS:
-            text = text[: MAX_ERROR_MESSAGE_CHARS - 3] + "..."
-        return list(encode_container_error(ContainerError(message_id, kind, text)))
 
     @staticmethod
     def _send(sock: zmq.Socket[bytes], frames: Sequence[Buffer]) -> None:
