@@ -77,10 +77,12 @@ class Registry:
         self,
         store: StateStore,
         models: ModelControl,
-        on_app_removed: Callable[[str], None] = lambda _name: None,
+        on_app_added: Callable[[str], object] = lambda _name: None,
+        on_app_removed: Callable[[str], object] = lambda _name: None,
     ) -> None:
         self._store = store
         self._control = models
+        self._on_app_added = on_app_added
         self._on_app_removed = on_app_removed
         self._apps: dict[str, AppEntry] = {}
         self._links: dict[str, tuple[str, ...]] = {}
@@ -133,6 +135,7 @@ class Registry:
                 snapshot.current[model_name] = ModelId(model_name, version)
         self._install(snapshot)
         for entry in snapshot.apps.values():
+            self._on_app_added(entry.name)
             await self._store.set_selection_state(entry.name, entry.info.default_output)
         logger.info(
             "Loaded %d applications and %d model versions from Redis",
@@ -193,6 +196,7 @@ class Registry:
             return
         self._links[name] = tuple(await self._store.get_linked_models(name))
         self._apps[name] = entry
+        self._on_app_added(name)
         await self._store.set_selection_state(name, entry.info.default_output)
         logger.info("Application %s registered (input type %s)", name, entry.info.input_type.readable_name)
 
