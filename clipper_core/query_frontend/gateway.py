@@ -1,0 +1,279 @@
+"""Model gateway: the query processor's single entry to models (cache -> queue -> RPC).
+
+``predict`` looks the input up in the prediction cache, joins an identical query already in
+flight, or enqueues a new query on the model's earliest-deadline-first queue, whose
+replicas batch it to their containers over the RPC service. The caller awaits a shielded
+future: when it gives up at its SLO (``asyncio.timeout``) the shared work carries on, and a
+late output still fills the cache for the next identical query.
+
+Outcomes seen by the caller: output bytes; :class:`NoConnectedModels` (no queue or no
+replica, and no cache hit); :class:`ModelFailed` (container error, crash, removal, model
+deleted); ``TimeoutError`` (:class:`QueryExpired`) if the deadline passed in the queue
+before the caller's own timeout fired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Final
+
+from clipper_core.errors import StateError
+from clipper_core.query_frontend.batching import (
+    ADAPTIVE_BATCH_SIZE,
+    ModelQueue,
+    PendingQuery,
+    QueryExpired,
+    Replica,
+)
+from clipper_core.query_frontend.cache import DEFAULT_CACHE_SIZE_BYTES, CacheKey, PredictionCache
+from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
+from clipper_core.query_frontend.rpc_service import (
+    CONTAINER_INACTIVITY_TIMEOUT_S,
+    ModelFailed,
+    RpcService,
+)
+from clipper_core.state import ContainerInfo, ModelId, StateStore
+
+__all__ = ["ModelFailed", "ModelGateway", "NoConnectedModels", "QueryExpired"]
+
+logger = logging.getLogger(__name__)
+
+# How often queues are swept for expired queries when no replica is pulling.
+EXPIRY_SWEEP_PERIOD_S: Final = 0.05
+
+
+class NoConnectedModels(Exception):
+    """The model has no queue or no connected replica, and the input is not cached."""
+
+
+class _ModelLane:
+    """A model's queue with its metrics, so the hot path does one dict lookup."""
+
+    __slots__ = ("queue", "stats")
+
+    def __init__(self, queue: ModelQueue, stats: ModelStats) -> None:
+        self.queue = queue
+        self.stats = stats
+
+
+class ModelGateway:
+    """Owns the prediction cache, the model queues and the RPC service."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        rpc: RpcService,
+        cache_size_bytes: int,
+        metrics: FrontendMetrics,
+        *,
+        batch_wait_s: float = 0.0,
+    ) -> None:
+        self._store = store
+        self.rpc = rpc
+        self.cache: PredictionCache[PendingQuery] = PredictionCache(cache_size_bytes)
+        self.metrics = metrics
+        self.batch_wait_s = batch_wait_s
+        self._lanes: dict[ModelId, _ModelLane] = {}
+        self._batch_sizes: dict[ModelId, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        rpc.listener = self
+        metrics.rpc_messages = lambda: rpc.message_counts
+
+    @classmethod
+    async def start(
+        cls,
+        store: StateStore,
+        rpc_host: str,
+        rpc_port: int,
+        cache_size_bytes: int = DEFAULT_CACHE_SIZE_BYTES,
+        metrics: FrontendMetrics | None = None,
+        *,
+        inactivity_timeout_s: float = CONTAINER_INACTIVITY_TIMEOUT_S,
+        batch_wait_s: float = 0.0,
+    ) -> ModelGateway:
+        """Bind the RPC service and start serving containers.
+
+        Args:
+            store: Redis state (DB 3 container records, DB 2 batch sizes).
+            rpc_host: interface to bind (``"*"``/``"0.0.0.0"`` for all).
+            rpc_port: the containers' port (7000 by default in the original); 0 picks one.
+            cache_size_bytes: prediction cache bound.
+            metrics: where to record model-side metrics.
+            inactivity_timeout_s: silence after which a container is removed.
+            batch_wait_s: delayed batching wait (0 = off).
+        """
+        rpc = RpcService(store, rpc_host, rpc_port, inactivity_timeout_s=inactivity_timeout_s)
+        gateway = cls(
+            store, rpc, cache_size_bytes, metrics or FrontendMetrics(), batch_wait_s=batch_wait_s
+        )
+        gateway._loop = asyncio.get_running_loop()
+        await rpc.start()
+        gateway._spawn(gateway._sweep_forever())
+        return gateway
+
+    async def aclose(self) -> None:
+        """Fail queued queries, stop the replicas and the RPC service."""
+        closing = ModelFailed("the query frontend is shutting down")
+        for lane in self._lanes.values():
+            lane.queue.close(closing)
+        self._lanes.clear()
+        await self.rpc.aclose()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> ModelGateway:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ the query path
+
+    async def predict(self, model: ModelId, payload: bytes, deadline: float) -> bytes:
+        """Predict one input (wire bytes) with ``model``; ``deadline`` is in ``loop.time()`` seconds.
+
+        Raises:
+            NoConnectedModels: no replica of the model and no cached output.
+            ModelFailed: the container failed the batch, crashed or was removed.
+            TimeoutError: the deadline passed while the query was queued.
+        """
+        key: CacheKey = (model.name, model.version, payload)
+        cache = self.cache
+        lane = self._lanes.get(model)
+        stats = lane.stats if lane is not None else None
+        output = cache.get(key)
+        if output is not None:
+            self.metrics.record_cache_lookup(stats, "hit")
+            return output
+        pending = cache.get_pending(key)
+        if pending is not None:
+            self.metrics.record_cache_lookup(stats, "coalesced")
+            if deadline > pending.latest_deadline:
+                pending.latest_deadline = deadline
+            return await asyncio.shield(pending.future)
+        if lane is None or not lane.queue.replicas:
+            raise NoConnectedModels(f"no connected replica of model {model}")
+        self.metrics.record_cache_lookup(stats, "miss")
+        assert self._loop is not None
+        future: asyncio.Future[bytes] = self._loop.create_future()
+        query = PendingQuery(key, deadline, future, deadline)
+        cache.set_pending(key, query)
+        lane.queue.put(query)
+        return await asyncio.shield(future)
+
+    # ------------------------------------------------------------------ BatchObserver
+
+    def batch_done(
+        self, queue: ModelQueue, batch: list[PendingQuery], outputs: list[bytes], latency_s: float
+    ) -> None:
+        put = self.cache.put
+        for query, output in zip(batch, outputs, strict=True):
+            put(query.key, output)
+        lane = self._lanes.get(queue.model)
+        if lane is not None and lane.queue is queue:
+            self.metrics.record_batch(lane.stats, len(batch), latency_s)
+
+    def queries_dropped(self, queue: ModelQueue, queries: list[PendingQuery]) -> None:
+        discard = self.cache.discard_pending
+        for query in queries:
+            discard(query.key, query)
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_batch_size(self, model: ModelId, batch_size: int) -> None:
+        """``-1`` (or any value < 1) = adaptive (AIMD); ``> 0`` = fixed, honoured exactly."""
+        if batch_size < 1:
+            if batch_size != ADAPTIVE_BATCH_SIZE:
+                logger.warning("Batch size %d of %s is not valid; batching adaptively", batch_size, model)
+            batch_size = ADAPTIVE_BATCH_SIZE
+        self._batch_sizes[model] = batch_size
+        lane = self._lanes.get(model)
+        if lane is not None:
+            lane.queue.batch_size = batch_size
+
+    def batch_size(self, model: ModelId) -> int | None:
+        """The batch size in force for a model with a queue, else None."""
+        lane = self._lanes.get(model)
+        return lane.queue.batch_size if lane is not None else None
+
+    def replica_count(self, model: ModelId) -> int:
+        lane = self._lanes.get(model)
+        return len(lane.queue.replicas) if lane is not None else 0
+
+    def queue_of(self, model: ModelId) -> ModelQueue | None:
+        lane = self._lanes.get(model)
+        return lane.queue if lane is not None else None
+
+    def remove_model(self, model: ModelId) -> None:
+        """The version was deleted: fail its queued and in-flight queries, drop its replicas,
+        delete their DB 3 records."""
+        lane = self._lanes.pop(model, None)
+        if lane is not None:
+            lane.queue.close(ModelFailed(f"model {model} was removed"))
+        self.rpc.retire_model(model)
+        self._batch_sizes.pop(model, None)
+        self.metrics.remove_model(str(model))
+
+    # ------------------------------------------------------------------ ReplicaListener
+
+    async def replica_added(self, info: ContainerInfo) -> None:
+        model = info.model_id
+        lane = self._lanes.get(model)
+        if lane is None:
+            batch_size = await self._initial_batch_size(model)
+            lane = self._lanes.get(model)  # another replica may have created it meanwhile
+            if lane is None:
+                lane = self._create_lane(model, batch_size)
+        replica = Replica(lane.queue, info.replica_id, info.zmq_connection_id, info.input_type, self.rpc)
+        lane.queue.add_replica(replica)
+
+    def replica_removed(self, info: ContainerInfo) -> None:
+        lane = self._lanes.get(info.model_id)
+        if lane is not None:
+            lane.queue.remove_replica(info.zmq_connection_id)
+
+    async def _initial_batch_size(self, model: ModelId) -> int:
+        known = self._batch_sizes.get(model)
+        if known is not None:
+            return known
+        try:
+            record = await self._store.get_model(model.name, model.version)
+        except StateError as exc:
+            logger.error("Could not read the batch size of %s, batching adaptively: %s", model, exc.cause)
+            return ADAPTIVE_BATCH_SIZE
+        if record is None or record.batch_size < 1:
+            return ADAPTIVE_BATCH_SIZE
+        return record.batch_size
+
+    def _create_lane(self, model: ModelId, batch_size: int) -> _ModelLane:
+        queue = ModelQueue(model, batch_size, observer=self, batch_wait_s=self.batch_wait_s)
+        stats = self.metrics.add_model(str(model), lambda: (len(queue), queue.inflight_batches))
+        lane = self._lanes[model] = _ModelLane(queue, stats)
+        logger.info("Model %s is now served (batch size %s)", model, batch_size)
+        return lane
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def _sweep_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_PERIOD_S)
+            now = loop.time()
+            for lane in list(self._lanes.values()):
+                lane.queue.expire_overdue(now)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Model gateway background task failed", exc_info=task.exception())

@@ -1,0 +1,451 @@
+"""RPC service: the query frontend's ZeroMQ ROUTER towards model containers.
+
+Registration, heartbeats and liveness follow the original (spec 1.5-1.6): an unknown
+identity's heartbeat is answered with RequestContainerMetadata, a known one's with
+KeepAlive; NewContainer allocates a connection id (per process) and a replica id (per
+model, never reused), writes the DB 3 record and hands the replica to the listener
+in-process. A container silent for ``inactivity_timeout_s`` is removed; unlike the
+original, its in-flight batch fails at once instead of waiting for the SLO.
+
+I/O model: a plain (non-asyncio) zmq socket whose edge-triggered FD is watched with
+``loop.add_reader``. Every read drains while ``ZMQ_EVENTS`` says POLLIN, and every send is
+non-blocking and followed by an ``EVENTS`` check (a send can consume the FD's edge).
+This avoids one future per message, which ``zmq.asyncio`` would allocate on the hot path.
+Sends never block: ``ROUTER_MANDATORY`` turns a send to a vanished peer into
+EHOSTUNREACH and a full pipe into EAGAIN, and either fails that batch with ModelFailed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import zmq
+
+from clipper_core.errors import RpcProtocolError, StateError
+from clipper_core.rpc import (
+    ContainerError,
+    ContainerHeartbeat,
+    HeartbeatType,
+    InputType,
+    NewContainer,
+    PredictResponse,
+    decode_from_container,
+    encode_heartbeat_reply,
+    encode_predict_request,
+)
+from clipper_core.state import ContainerInfo, ModelId, StateStore
+
+__all__ = [
+    "CONTAINER_INACTIVITY_TIMEOUT_S",
+    "ModelFailed",
+    "ReplicaListener",
+    "RpcService",
+]
+
+logger = logging.getLogger(__name__)
+
+CONTAINER_INACTIVITY_TIMEOUT_S: Final = 30.0
+ACTIVITY_CHECK_PERIOD_S: Final = 10.0
+# Bound on messages handled per loop turn so a flood of responses cannot starve HTTP.
+MAX_MESSAGES_PER_DRAIN: Final = 256
+_U32_MASK: Final = 0xFFFFFFFF
+
+_KEEP_ALIVE: Final = encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
+_REQUEST_METADATA: Final = encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA)
+
+
+class ModelFailed(Exception):
+    """A container reported an error, or crashed or was removed while holding the batch."""
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+
+class ReplicaListener(Protocol):
+    """Told about replicas as they come and go (the gateway's model queues)."""
+
+    async def replica_added(self, info: ContainerInfo) -> None: ...
+
+    def replica_removed(self, info: ContainerInfo) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class _Connection:
+    identity: bytes
+    connection_id: int
+    info: ContainerInfo
+    last_activity: float
+    inflight: set[int] = field(default_factory=set)
+    # The model version was deleted: keep answering heartbeats (so the container does not
+    # re-register) but never route work to it again.
+    is_retired: bool = False
+    registration: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _InFlight:
+    connection: _Connection
+    future: asyncio.Future[list[bytes]]
+    size: int
+
+
+class RpcService:
+    """ZeroMQ ROUTER speaking RPC v3 (+ the ContainerError extension) to model containers."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        host: str,
+        port: int,
+        *,
+        listener: ReplicaListener | None = None,
+        inactivity_timeout_s: float = CONTAINER_INACTIVITY_TIMEOUT_S,
+        check_period_s: float | None = None,
+    ) -> None:
+        self._store = store
+        self._host = host
+        self.port = port
+        self.listener = listener
+        self.inactivity_timeout_s = inactivity_timeout_s
+        self._check_period_s = (
+            check_period_s
+            if check_period_s is not None
+            else min(ACTIVITY_CHECK_PERIOD_S, max(0.05, inactivity_timeout_s / 3))
+        )
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._sock: zmq.Socket[bytes] | None = None
+        self._fd: int = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._by_identity: dict[bytes, _Connection] = {}
+        self._by_id: dict[int, _Connection] = {}
+        self._inflight: dict[int, _InFlight] = {}
+        self._next_connection_id = 0
+        self._next_message_id = 0
+        self._replica_counters: dict[ModelId, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drain_scheduled = False
+        self._checker: asyncio.Task[None] | None = None
+        # (direction, message type name) -> count; read by the metrics collector.
+        self.message_counts: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind the ROUTER and start reading; port 0 picks a free port (see ``self.port``)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        host = "*" if self._host in ("", "0.0.0.0") else self._host
+        try:
+            if self.port == 0:
+                self.port = sock.bind_to_random_port(f"tcp://{host}")
+            else:
+                sock.bind(f"tcp://{host}:{self.port}")
+        except zmq.ZMQError:
+            sock.close(0)
+            ctx.term()
+            raise
+        self._ctx, self._sock = ctx, sock
+        self._fd = sock.getsockopt(zmq.FD)
+        loop.add_reader(self._fd, self._drain)
+        self._checker = self._spawn(self._check_activity_forever())
+        self._schedule_drain()
+        logger.info("RPC service listening on tcp://%s:%d", host, self.port)
+
+    async def aclose(self) -> None:
+        """Stop reading, fail every in-flight batch, close the socket."""
+        if self._sock is None:
+            return
+        assert self._loop is not None
+        self._loop.remove_reader(self._fd)
+        for entry in list(self._inflight.values()):
+            _fail(entry.future, ModelFailed("the query frontend is shutting down"))
+        self._inflight.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._sock.close(0)
+        assert self._ctx is not None
+        self._ctx.term()
+        self._sock = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._by_identity)
+
+    # ------------------------------------------------------------------ sending
+
+    def send_batch(
+        self, connection_id: int, input_type: InputType, inputs: Sequence[bytes]
+    ) -> asyncio.Future[list[bytes]]:
+        """Send one predict request; the future gets one output per input, or ModelFailed."""
+        assert self._loop is not None and self._sock is not None
+        future: asyncio.Future[list[bytes]] = self._loop.create_future()
+        conn = self._by_id.get(connection_id)
+        if conn is None or conn.is_retired:
+            _fail(future, ModelFailed(f"model container connection {connection_id} is gone"))
+            return future
+        message_id = self._allocate_message_id()
+        frames = encode_predict_request(message_id, input_type, inputs)
+        try:
+            self._sock.send_multipart([conn.identity, *frames], flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            _fail(future, ModelFailed(f"{_describe(conn)} is not reading its requests (send queue full)"))
+            return future
+        except zmq.ZMQError as exc:
+            _fail(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
+            if exc.errno == errno.EHOSTUNREACH:
+                self._remove_connection(conn, "disconnected")
+            return future
+        finally:
+            self._after_send()
+        self._inflight[message_id] = _InFlight(conn, future, len(inputs))
+        conn.inflight.add(message_id)
+        self._count("sent", "predict_request")
+        return future
+
+    def _allocate_message_id(self) -> int:
+        message_id = self._next_message_id
+        # u32 wraps; skip an id still outstanding after a wrap (a batch stuck for 2^32 sends).
+        while message_id in self._inflight:
+            message_id = (message_id + 1) & _U32_MASK
+        self._next_message_id = (message_id + 1) & _U32_MASK
+        return message_id
+
+    def _send_control(self, identity: bytes, frames: list[bytes], kind: str) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.send_multipart([identity, *frames], flags=zmq.NOBLOCK)
+            self._count("sent", kind)
+        except zmq.ZMQError as exc:
+            logger.debug("Dropped %s to a container: %s", kind, exc)
+        finally:
+            self._after_send()
+
+    def _after_send(self) -> None:
+        # A send processes zmq's command queue and may swallow the FD's readable edge.
+        assert self._sock is not None
+        if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._schedule_drain()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _schedule_drain(self) -> None:
+        if not self._drain_scheduled and self._loop is not None:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(MAX_MESSAGES_PER_DRAIN):
+            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                self._handle(frames)
+            except Exception:
+                logger.exception("Error while handling a message from a model container")
+        self._schedule_drain()
+
+    def _handle(self, frames: list[bytes]) -> None:
+        assert self._loop is not None
+        identity = frames[0]
+        conn = self._by_identity.get(identity)
+        if conn is not None:
+            conn.last_activity = self._loop.time()
+        try:
+            message = decode_from_container(frames[1:])
+        except RpcProtocolError as exc:
+            logger.warning("Ignoring a malformed message from a model container: %s", exc.cause)
+            self._count("received", "malformed")
+            return
+        if type(message) is PredictResponse:
+            self._count("received", "predict_response")
+            self._on_response(conn, message)
+        elif type(message) is ContainerHeartbeat:
+            self._count("received", "heartbeat")
+            if conn is None:
+                self._send_control(identity, _REQUEST_METADATA, "request_metadata")
+            else:
+                self._send_control(identity, _KEEP_ALIVE, "keep_alive")
+        elif type(message) is NewContainer:
+            self._count("received", "new_container")
+            if conn is None:
+                self._register(identity, message)
+            else:
+                logger.debug("Ignoring repeated registration of %s", _describe(conn))
+        elif type(message) is ContainerError:
+            self._count("received", "container_error")
+            self._on_container_error(conn, message)
+
+    def _take_inflight(self, conn: _Connection | None, message_id: int) -> _InFlight | None:
+        if conn is None:
+            return None  # an unregistered identity: read and discarded, as in the original
+        entry = self._inflight.get(message_id)
+        if entry is None or entry.connection is not conn:
+            logger.debug("Response %d from %s matches no batch in flight", message_id, _describe(conn))
+            return None
+        del self._inflight[message_id]
+        conn.inflight.discard(message_id)
+        return entry
+
+    def _on_response(self, conn: _Connection | None, message: PredictResponse) -> None:
+        entry = self._take_inflight(conn, message.message_id)
+        if entry is None or entry.future.done():
+            return
+        outputs = message.outputs
+        if len(outputs) != entry.size:
+            _fail(
+                entry.future,
+                ModelFailed(
+                    f"{_describe(entry.connection)} returned {len(outputs)} outputs "
+                    f"for {entry.size} inputs"
+                ),
+            )
+        else:
+            entry.future.set_result(outputs)
+
+    def _on_container_error(self, conn: _Connection | None, message: ContainerError) -> None:
+        entry = self._take_inflight(conn, message.message_id)
+        if entry is None:
+            return
+        kind = message.kind.name.lower().replace("_", " ")
+        _fail(
+            entry.future,
+            ModelFailed(f"{_describe(entry.connection)} failed ({kind}): {message.message}"),
+        )
+
+    # ------------------------------------------------------------------ registration
+
+    def _register(self, identity: bytes, message: NewContainer) -> None:
+        assert self._loop is not None
+        model = ModelId(message.model_name, message.model_version)
+        replica_id = self._replica_counters.get(model, 0)
+        self._replica_counters[model] = replica_id + 1
+        connection_id = self._next_connection_id
+        self._next_connection_id = (connection_id + 1) & _U32_MASK
+        info = ContainerInfo(model.name, model.version, replica_id, connection_id, message.input_type)
+        conn = _Connection(identity, connection_id, info, self._loop.time())
+        self._by_identity[identity] = conn
+        self._by_id[connection_id] = conn
+        logger.info(
+            "Model container %s replica %d registered (connection %d, input type %s)",
+            model, replica_id, connection_id, message.input_type.readable_name,
+        )
+        conn.registration = self._spawn(self._publish_replica(conn))
+
+    async def _publish_replica(self, conn: _Connection) -> None:
+        try:
+            await self._store.add_container(conn.info)
+        except StateError as exc:
+            # Serving does not need the record; management views will miss this replica.
+            logger.error("Could not record %s in Redis: %s", _describe(conn), exc.cause)
+        if conn.is_retired or self._by_id.get(conn.connection_id) is not conn:
+            return
+        if self.listener is not None:
+            await self.listener.replica_added(conn.info)
+
+    # ------------------------------------------------------------------ removal
+
+    async def _check_activity_forever(self) -> None:
+        assert self._loop is not None
+        while True:
+            await asyncio.sleep(self._check_period_s)
+            self.remove_inactive(self._loop.time())
+
+    def remove_inactive(self, now: float) -> int:
+        """Remove every container silent for longer than the inactivity timeout."""
+        stale = [
+            c for c in self._by_identity.values() if now - c.last_activity > self.inactivity_timeout_s
+        ]
+        for conn in stale:
+            logger.warning("%s stopped responding; removing it", _describe(conn))
+            self._remove_connection(conn, "stopped responding")
+        return len(stale)
+
+    def _remove_connection(self, conn: _Connection, reason: str) -> None:
+        if self._by_identity.get(conn.identity) is not conn:
+            return
+        del self._by_identity[conn.identity]
+        self._by_id.pop(conn.connection_id, None)
+        self._fail_inflight(conn, ModelFailed(f"{_describe(conn)} {reason}"))
+        if conn.is_retired:
+            return  # already unregistered and its record deleted with the model
+        if self.listener is not None and (conn.registration is None or conn.registration.done()):
+            self.listener.replica_removed(conn.info)
+        self._spawn(self._delete_record(conn))
+
+    def retire_model(self, model: ModelId) -> list[ContainerInfo]:
+        """The model version was deleted: stop routing to its replicas, DEL their DB 3 records."""
+        retired = []
+        for conn in self._by_identity.values():
+            if conn.info.model_id == model and not conn.is_retired:
+                conn.is_retired = True
+                self._fail_inflight(conn, ModelFailed(f"model {model} was removed"))
+                self._spawn(self._delete_record(conn))
+                retired.append(conn.info)
+        return retired
+
+    def _fail_inflight(self, conn: _Connection, exc: ModelFailed) -> None:
+        for message_id in conn.inflight:
+            entry = self._inflight.pop(message_id, None)
+            if entry is not None:
+                _fail(entry.future, exc)
+        conn.inflight.clear()
+
+    async def _delete_record(self, conn: _Connection) -> None:
+        # Never let a slow registration write land after the delete.
+        if conn.registration is not None and not conn.registration.done():
+            await asyncio.wait([conn.registration])
+        info = conn.info
+        try:
+            await self._store.delete_container(info.model_name, info.model_version, info.replica_id)
+        except StateError as exc:
+            logger.error("Could not delete the Redis record of %s: %s", _describe(conn), exc.cause)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _count(self, direction: str, kind: str) -> None:
+        key = (direction, kind)
+        counts = self.message_counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("RPC service background task failed", exc_info=task.exception())
+
+
+def _describe(conn: _Connection) -> str:
+    info = conn.info
+    return f"model container {info.model_id} replica {info.replica_id}"
+
+
+def _fail(future: asyncio.Future[list[bytes]], exc: BaseException) -> None:
+    """Set an exception unless done, marked retrieved: its callers may all be gone already."""
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()
+
