@@ -19,7 +19,6 @@ from typing import Final, Protocol
 
 from clipper_core.errors import StateError
 from clipper_core.query_frontend.outputs import EmbeddedOutput, embed_text
-from clipper_core.rpc.messages import InputType
 from clipper_core.state import AppInfo, Db, ModelId, ModelInfo, Resync, StateChange, StateStore
 from clipper_core.state.schema import parse_model_key
 
@@ -37,8 +36,6 @@ class ModelControl(Protocol):
     def set_batch_size(self, model: ModelId, batch_size: int) -> None: ...
 
     def remove_model(self, model: ModelId) -> None: ...
-
-    def set_model_input_type(self, model: ModelId, input_type: InputType) -> None: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -230,8 +227,6 @@ class Registry:
             return
         self._models[model] = new
         self._versions.setdefault(model.name, set()).add(model.version)
-        if old is None or old.input_type is not new.input_type:
-            self._control.set_model_input_type(model, new.input_type)
         if old is None or old.batch_size != new.batch_size:
             self._control.set_batch_size(model, new.batch_size)
         if not new.is_valid and (old is None or old.is_valid):

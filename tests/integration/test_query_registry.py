@@ -41,9 +41,6 @@ class RecordingControl:
     def remove_model(self, model: ModelId) -> None:
         self.calls.append(("remove", model, None))
 
-    def set_model_input_type(self, model: ModelId, input_type: InputType) -> None:
-        self.calls.append(("input_type", model, input_type))
-
     def of(self, kind: str) -> list[tuple[ModelId, object]]:
         return [(m, v) for k, m, v in self.calls if k == kind]
 
@@ -152,7 +149,6 @@ async def test_model_events_drive_the_model_side(
     await registry.apply(StateChange(Db.MODEL, "m:1", "hset"))
     assert registry.has_version("m", "1")
     assert control.of("batch_size") == [(mid, -1)]
-    assert control.of("input_type") == [(mid, InputType.DOUBLES)]
 
     await store.set_batch_size("m", "1", 8)
     await registry.apply(StateChange(Db.MODEL, "m:1", "hset"))

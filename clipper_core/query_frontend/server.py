@@ -1,0 +1,152 @@
+"""Composition root of the query frontend: builds every object, wires them, starts and stops them.
+
+Start-up order (core spec 5.3-5.4): connect to Redis (retrying), ``CONFIG SET
+notify-keyspace-events AKE``, start the model gateway (RPC service, cache, batchers), subscribe
+to keyspace events, *then* load the state, then apply the events that arrived meanwhile (they
+only trigger idempotent re-reads), and finally open the REST port. Tear-down runs in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from aiohttp import web
+
+from clipper_core.http import create_app
+from clipper_core.query_frontend.gateway import ModelGateway
+from clipper_core.query_frontend.handlers import QueryHandlers, add_routes
+from clipper_core.query_frontend.metrics import FrontendMetrics
+from clipper_core.query_frontend.processor import QueryProcessor
+from clipper_core.query_frontend.registry import Registry
+from clipper_core.settings import QuerySettings
+from clipper_core.state import Db, RedisSettings, Resync, StateChange, StateStore, watch_changes
+
+__all__ = ["QueryFrontend", "serve"]
+
+logger = logging.getLogger(__name__)
+
+# DB 3 (containers) belongs to the gateway's RPC service; the registry needs the rest.
+REGISTRY_DBS: Final = (Db.MODEL, Db.APPLICATION, Db.METADATA, Db.APP_MODEL_LINKS)
+SUBSCRIBE_TIMEOUT_S: Final = 30.0
+
+
+async def _after(
+    loaded: asyncio.Event, changes: AsyncIterator[StateChange | Resync]
+) -> AsyncIterator[StateChange | Resync]:
+    """Hold events back until the initial load is installed, so none is lost or reordered."""
+    async for change in changes:
+        if not loaded.is_set():
+            await loaded.wait()
+        yield change
+
+
+def _log_task_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Keyspace watcher stopped", exc_info=task.exception())
+
+
+class QueryFrontend:
+    """A running query frontend; use :meth:`start` and :meth:`aclose` (or ``async with``)."""
+
+    def __init__(self, settings: QuerySettings) -> None:
+        self.settings = settings
+        self._stack = contextlib.AsyncExitStack()
+        self._runner: web.AppRunner | None = None
+        self.store: StateStore | None = None
+        self.gateway: ModelGateway | None = None
+        self.registry: Registry | None = None
+        self.metrics: FrontendMetrics | None = None
+        self.processor: QueryProcessor | None = None
+
+    @classmethod
+    async def start(cls, settings: QuerySettings) -> QueryFrontend:
+        """Build and start everything; on failure, tear down what was started and re-raise.
+
+        Raises:
+            StateError: Redis unreachable or keyspace notifications cannot be enabled.
+        """
+        frontend = cls(settings)
+        try:
+            await frontend._start()
+        except BaseException:
+            await frontend.aclose()
+            raise
+        return frontend
+
+    async def _start(self) -> None:
+        settings = self.settings
+        redis = RedisSettings(settings.redis.ip, settings.redis.port, settings.redis.password)
+        store = self.store = await StateStore.connect(redis)
+        self._stack.push_async_callback(store.aclose)
+        await store.enable_keyspace_notifications()
+
+        metrics = self.metrics = FrontendMetrics()
+        gateway = self.gateway = await ModelGateway.start(
+            store, settings.rpc_host, settings.rpc_service_port, settings.prediction_cache_size, metrics
+        )
+        self._stack.push_async_callback(gateway.aclose)
+
+        registry = self.registry = Registry(
+            store, gateway, on_app_added=metrics.add_app, on_app_removed=metrics.remove_app
+        )
+        subscribed, loaded = asyncio.Event(), asyncio.Event()
+        changes = _after(loaded, watch_changes(store, REGISTRY_DBS, ready=subscribed))
+        watcher = asyncio.create_task(registry.follow(changes), name="query-frontend-keyspace-watcher")
+        watcher.add_done_callback(_log_task_end)
+        self._stack.push_async_callback(self._stop_task, watcher)
+        await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        await registry.reload()
+        loaded.set()
+
+        processor = self.processor = QueryProcessor(registry, gateway, metrics)
+        app = create_app(max_body_bytes=settings.max_request_bytes)
+        add_routes(app, QueryHandlers(processor, metrics, health=self._health))
+        # No access log: one INFO line per query is too costly on the hot path.
+        runner = self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, settings.host, settings.port, reuse_address=True).start()
+        logger.info(
+            "Query frontend listening on %s:%d (RPC on %s:%d)",
+            settings.host,
+            self.port,
+            settings.rpc_host,
+            settings.rpc_service_port,
+        )
+
+    @staticmethod
+    async def _stop_task(task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    def _health(self) -> dict[str, Any]:
+        return {"applications": len(self.registry.app_names()) if self.registry else 0}
+
+    @property
+    def port(self) -> int:
+        """The bound REST port (differs from the setting when that is 0)."""
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("the query frontend is not listening")
+        return int(self._runner.addresses[0][1])
+
+    async def aclose(self) -> None:
+        """Stop serving HTTP, then the watcher, the gateway and the Redis clients."""
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> QueryFrontend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def serve(settings: QuerySettings, stop: asyncio.Event) -> None:
+    """Run a query frontend until ``stop`` is set."""
+    async with await QueryFrontend.start(settings):
+        await stop.wait()
+        logger.info("Query frontend shutting down")
