@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from clipper_core.errors import StateError
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 CONNECT_RETRY_FIRST_S: Final = 0.1
 CONNECT_RETRY_MAX_S: Final = 1.0
+CONNECT_PROBE_TIMEOUT_S: Final = 1.0
 KEYSPACE_EVENTS: Final = "AKE"
 
 
@@ -76,10 +79,27 @@ class StateStore:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         delay_s = CONNECT_RETRY_FIRST_S
+        # A probe without redis-py's own retries (10 with backoff by default, ~4 s per failed
+        # PING): this loop sets the cadence, so the wait is logged at once and honours timeout_s.
+        probe = aioredis.Redis(
+            host=self.settings.host,
+            port=self.settings.port,
+            password=self.settings.password,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=CONNECT_PROBE_TIMEOUT_S,
+            socket_timeout=CONNECT_PROBE_TIMEOUT_S,
+        )
+        try:
+            await self._wait_for_ping(probe, deadline, delay_s)
+        finally:
+            await probe.aclose()
+
+    async def _wait_for_ping(self, probe: aioredis.Redis, deadline: float | None, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
         logged = False
         while True:
             try:
-                await self._clients[Db.APPLICATION].ping()
+                await probe.ping()
                 if logged:
                     logger.info("Connected to Redis at %s:%s", self.settings.host, self.settings.port)
                 return
