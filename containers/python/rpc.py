@@ -23,7 +23,6 @@ import zmq
 
 from clipper_core.rpc import InputType
 from containers.python.inputs import ModelInputs
-from containers.python.metrics import ContainerMetrics
 from containers.python.server import PREDICT_METHOD_NAMES, ContainerServer, PredictFunction
 from containers.python.settings import ContainerConfigError, ContainerSettings
 
@@ -155,6 +154,9 @@ class RPCService:
         _write_ready_file(settings.ready_file)
         metrics = None
         if self.collect_metrics and settings.metrics_port is not None:
+            # Imported here: prometheus_client costs ~50 ms and several MB when unused.
+            from containers.python.metrics import ContainerMetrics
+
             metrics = ContainerMetrics(settings.metrics_port, settings.metrics_host)
         # Publish the pipe before checking the flag, and stop() sets the flag before
         # reading the pipe: whatever the interleaving, one of the two sees the other.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import zmq
 
@@ -43,7 +43,9 @@ from containers.python.inputs import (
     decode_inputs,
     encode_outputs,
 )
-from containers.python.metrics import ContainerMetrics
+
+if TYPE_CHECKING:
+    from containers.python.metrics import ContainerMetrics
 
 __all__ = ["PREDICT_METHOD_NAMES", "ContainerServer", "PredictFunction", "PredictionHandler"]
 
