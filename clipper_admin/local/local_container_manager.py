@@ -138,7 +138,7 @@ class LocalContainerManager(ContainerManager):
         taken: list[int] = []
 
         def pick(port: int, what: str) -> int:
-            chosen = choose_port(port, what, self.host, taken)
+            chosen = choose_port(port, what, self.host, taken, self.logger)
             taken.append(chosen)
             return chosen
 

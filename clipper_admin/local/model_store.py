@@ -27,6 +27,11 @@ def store_model_directory(model_data_path: str, destination: Path) -> Path:
     source = Path(model_data_path).expanduser()
     if not source.is_dir():
         raise ClipperException(f"Model data path {model_data_path} is not a directory")
+    if destination.resolve().is_relative_to(source.resolve()):
+        raise ClipperException(
+            f"Model data path {model_data_path} contains the cluster directory; use a directory "
+            "holding only the model's files"
+        )
     if destination.exists():
         shutil.rmtree(destination)
     shutil.copytree(source, destination, symlinks=True)

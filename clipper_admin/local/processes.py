@@ -55,8 +55,7 @@ class ProcessHandle:
         """The live process this handle names, or None (exited, zombie, or pid reused)."""
         child = _own_children.get(self.pid)
         if child is not None and child.poll() is not None:
-            _own_children.pop(self.pid, None)
-            return None
+            return None  # exited (and reaped); kept until stopped so exit_code() can report it
         try:
             proc = psutil.Process(self.pid)
             if abs(proc.create_time() - self.create_time) > _CREATE_TIME_SLACK_S:
@@ -161,7 +160,13 @@ def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def choose_port(preferred: int, what: str, host: str = "127.0.0.1", taken: Iterable[int] = ()) -> int:
+def choose_port(
+    preferred: int,
+    what: str,
+    host: str = "127.0.0.1",
+    taken: Iterable[int] = (),
+    log: logging.Logger | logging.LoggerAdapter | None = None,  # type: ignore[type-arg]
+) -> int:
     """``preferred`` if nothing listens there, else a free port (logged as a warning)."""
     avoid = set(taken)
     if preferred not in avoid and is_port_free(preferred, host):
@@ -172,7 +177,7 @@ def choose_port(preferred: int, what: str, host: str = "127.0.0.1", taken: Itera
             port = int(sock.getsockname()[1])
         if port not in avoid:
             break
-    logger.warning("Port %s for the %s is in use; using port %s instead", preferred, what, port)
+    (log or logger).warning("Port %s for the %s is in use; using port %s instead", preferred, what, port)
     return port
 
 
