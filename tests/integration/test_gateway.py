@@ -12,7 +12,7 @@ from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId, ModelInfo, RedisSettings, StateStore
 from tests.helpers import RedisServer
-from tests.integration.fake_container import FakeContainer
+from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
 
 MODEL = ModelId("m", "1")
 
@@ -28,12 +28,6 @@ async def gateway(store: StateStore) -> AsyncIterator[ModelGateway]:
     gateway = await ModelGateway.start(store, "127.0.0.1", 0, 1 << 20, FrontendMetrics())
     yield gateway
     await gateway.aclose()
-
-
-async def wait_until(predicate, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def deadline_in(seconds: float) -> float:
@@ -150,9 +144,3 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
         with pytest.raises(NoConnectedModels):
             await gateway.predict(MODEL, b"c", deadline_in(5))
         release.set()
-
-
-async def wait_until_async(fetch, expected, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout_s):
-        while (await fetch()) != expected:
-            await asyncio.sleep(0.02)

@@ -296,13 +296,20 @@ class RecordingSender:
         return [b"out:" + i for i in inputs]
 
 
+async def first_batch_sent(sender: RecordingSender) -> None:
+    for _ in range(1000):
+        if sender.batches:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("no batch was sent")
+
+
 async def run_queries(queue: ModelQueue, sender: RecordingSender, count: int) -> list[PendingQuery]:
     """Hold the replica on a first query, queue ``count`` more, then let everything through."""
     sender.release.clear()
     first = make_query(b"first", now() + 10)
     queue.put(first)
-    while not sender.batches:
-        await asyncio.sleep(0.001)
+    await first_batch_sent(sender)
     queries = [make_query(b"%d" % i, now() + 10) for i in range(count)]
     for query in queries:
         queue.put(query)
@@ -366,8 +373,7 @@ async def test_removing_a_replica_mid_batch_fails_its_queries() -> None:
     queue.add_replica(Replica(queue, 0, 7, InputType.BYTES, sender))
     query = make_query(b"a", now() + 10)
     queue.put(query)
-    while not sender.batches:
-        await asyncio.sleep(0.001)
+    await first_batch_sent(sender)
     assert queue.inflight_batches == 1
     queue.remove_replica(7)
     with pytest.raises(ModelFailed, match="removed"):
