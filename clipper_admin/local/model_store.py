@@ -9,7 +9,7 @@ import site
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.local.processes import log_tail
@@ -77,9 +77,9 @@ def create_model_venv(venv_dir: Path, pkgs_to_install: list[str], log_path: Path
     return str(python)
 
 
-def _run(argv: list[str], log: object, log_path: Path, timeout_s: float, what: str) -> None:
+def _run(argv: list[str], log: IO[bytes], log_path: Path, timeout_s: float, what: str) -> None:
     try:
-        subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT,  # type: ignore[arg-type]
+        subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=timeout_s)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise ClipperException(
