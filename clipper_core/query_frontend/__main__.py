@@ -23,11 +23,17 @@ logger = logging.getLogger("clipper_core.query_frontend")
 
 
 async def _serve_until_signalled(settings: QuerySettings) -> None:
-    stop = asyncio.Event()
+    # Cancelling the task (rather than setting an event) also stops a start-up that is still
+    # waiting for Redis; every started part is closed on the way out.
+    task = asyncio.current_task()
+    assert task is not None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await serve(settings, stop)
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await serve(settings)
+    except asyncio.CancelledError:
+        logger.info("Query frontend stopped")
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

@@ -145,8 +145,8 @@ class QueryFrontend:
         await self.aclose()
 
 
-async def serve(settings: QuerySettings, stop: asyncio.Event) -> None:
-    """Run a query frontend until ``stop`` is set."""
+async def serve(settings: QuerySettings, stop: asyncio.Event | None = None) -> None:
+    """Run a query frontend until ``stop`` is set (or the task is cancelled)."""
     async with await QueryFrontend.start(settings):
-        await stop.wait()
+        await (stop or asyncio.Event()).wait()
         logger.info("Query frontend shutting down")
