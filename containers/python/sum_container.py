@@ -21,7 +21,7 @@ class SumContainer(ModelContainerBase):
     predict_doubles = _sum_numbers
 
     def predict_bytes(self, inputs: ModelInputs) -> list[str]:
-        return [str(sum(x)) for x in inputs]  # type: ignore[arg-type]
+        return [str(sum(x)) for x in inputs]
 
     def predict_strings(self, inputs: ModelInputs) -> list[str]:
         return [str(len(x)) for x in inputs]
