@@ -142,7 +142,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _require(doc: dict[str, Any], key: str, expected: type, expected_name: str) -> Any:
+def _require(doc: dict[str, Any], key: str, expected: type | tuple[type, ...], expected_name: str) -> Any:
     if key not in doc:
         raise JsonInputError(f"JSON object does not have required key: {key}")
     value = doc[key]

@@ -127,9 +127,9 @@ class Registry:
                 snapshot.models[ModelId(name, version)] = info
         for model_name in {m.name for m in snapshot.models}:
             # A model without a current version is simply not served (the original aborted here).
-            version = await self._store.get_current_version(model_name)
-            if version is not None:
-                snapshot.current[model_name] = ModelId(model_name, version)
+            current = await self._store.get_current_version(model_name)
+            if current is not None:
+                snapshot.current[model_name] = ModelId(model_name, current)
         self._install(snapshot)
         for entry in snapshot.apps.values():
             self._on_app_added(entry.name)

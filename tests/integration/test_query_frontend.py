@@ -21,6 +21,7 @@ import aiohttp
 import cloudpickle
 import pytest
 
+from clipper_core.errors import StateError
 from clipper_core.query_frontend.server import QueryFrontend
 from clipper_core.rpc import InputType
 from clipper_core.settings import QuerySettings, RedisOptions
@@ -566,3 +567,46 @@ def test_unreachable_redis_keeps_retrying_rather_than_crashing(subprocess_env: d
     finally:
         stop_process(process)
     assert b"Waiting for Redis" in process.stderr.read()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def redis_without_config(tmp_path: Path) -> Iterator[int]:
+    """A redis-server whose CONFIG command is disabled (as on many managed Redis services)."""
+    port = free_port()
+    redis = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+            "--rename-command",
+            "CONFIG",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        stop_process(redis)
+
+
+async def test_forbidden_config_command_fails_start_up_with_a_clear_error(redis_without_config: int) -> None:
+    settings = QuerySettings(
+        redis=RedisOptions("127.0.0.1", redis_without_config),
+        host="127.0.0.1",
+        port=0,
+        rpc_host="127.0.0.1",
+        rpc_service_port=free_port(),
+    )
+    with pytest.raises(StateError) as info:
+        await QueryFrontend.start(settings)
+    assert "notify-keyspace-events" in info.value.cause
+    assert "Allow the CONFIG command" in info.value.cause
