@@ -340,6 +340,8 @@ class Replica:
         self.policy = policy if policy is not None else AimdPolicy()
         self.batches_sent = 0
         self._task: asyncio.Task[None] | None = None
+        self._is_stopping = False
+        self._is_sending = False
 
     def batch_limit(self) -> int:
         fixed = self.queue.batch_size
@@ -353,6 +355,19 @@ class Replica:
             self._task.add_done_callback(self._task_done)
 
     def stop(self) -> None:
+        """Stop pulling. A batch in flight keeps its outcome if it is already known."""
+        self._is_stopping = True
+        if self._task is None or self._task.done():
+            return
+        if self._is_sending:
+            # The RPC layer fails the in-flight batch (with the real reason) before it tells
+            # us the container is gone; cancelling now would replace that reason. Cancel on
+            # the next loop turn instead, which only matters if nobody resolved the batch.
+            asyncio.get_running_loop().call_soon(self._cancel)
+        else:
+            self._task.cancel()
+
+    def _cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -370,7 +385,7 @@ class Replica:
     async def _run(self) -> None:
         queue = self.queue
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._is_stopping:
             try:
                 batch = await queue.take_batch(self.batch_limit())
             except QueueClosed:
@@ -378,6 +393,7 @@ class Replica:
             sent_at = loop.time()
             target_s = latency_target_s(batch[0].deadline, sent_at)
             queue.inflight_batches += 1
+            self._is_sending = True
             try:
                 outputs = await self.sender.send_batch(
                     self.connection_id, self.input_type, [query.key[2] for query in batch]
@@ -394,6 +410,7 @@ class Replica:
                 continue
             finally:
                 queue.inflight_batches -= 1
+                self._is_sending = False
             latency_s = loop.time() - sent_at
             self.batches_sent += 1
             if queue.batch_size <= 0:

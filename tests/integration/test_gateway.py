@@ -144,3 +144,130 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
         with pytest.raises(NoConnectedModels):
             await gateway.predict(MODEL, b"c", deadline_in(5))
         release.set()
+
+
+async def test_late_output_fills_the_cache_after_the_caller_gave_up(gateway: ModelGateway) -> None:
+    release = asyncio.Event()
+
+    async def slow(inputs: list[bytes]) -> list[bytes]:
+        await release.wait()
+        return [b"late:" + i for i in inputs]
+
+    async with await connect(gateway, handler=slow) as container:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await gateway.predict(MODEL, b"q", deadline_in(0.1))
+        release.set()
+        await wait_until(lambda: gateway.cache.get((MODEL.name, MODEL.version, b"q")) is not None)
+        assert await gateway.predict(MODEL, b"q", deadline_in(5)) == b"late:q"
+        assert len(container.requests) == 1
+
+
+async def test_coalesced_caller_with_a_later_deadline_is_still_answered(gateway: ModelGateway) -> None:
+    release = asyncio.Event()
+
+    async def gated(inputs: list[bytes]) -> list[bytes]:
+        await release.wait()
+        return inputs
+
+    async with await connect(gateway, handler=gated) as container:
+        blocker = asyncio.create_task(gateway.predict(MODEL, b"block", deadline_in(10)))
+        await wait_until(lambda: len(container.requests) == 1)
+        # Queued behind the blocker: the first caller's deadline passes in the queue, the
+        # second, identical caller's does not.
+        early = asyncio.create_task(gateway.predict(MODEL, b"dup", deadline_in(0.1)))
+        late = asyncio.create_task(gateway.predict(MODEL, b"dup", deadline_in(10)))
+        await asyncio.sleep(0.3)
+        release.set()
+        assert await late == b"dup"
+        assert await blocker == b"block"
+        # The early caller had no timeout of its own: it is answered too (shared output).
+        assert await early == b"dup"
+
+
+async def test_expired_query_without_a_free_replica_does_not_wait_forever(gateway: ModelGateway) -> None:
+    release = asyncio.Event()
+
+    async def gated(inputs: list[bytes]) -> list[bytes]:
+        await release.wait()
+        return inputs
+
+    async with await connect(gateway, handler=gated) as container:
+        blocker = asyncio.create_task(gateway.predict(MODEL, b"block", deadline_in(10)))
+        await wait_until(lambda: len(container.requests) == 1)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(gateway.predict(MODEL, b"queued", deadline_in(0.1)), 5)
+        assert gateway.cache.get_pending((MODEL.name, MODEL.version, b"queued")) is None
+        release.set()
+        await blocker
+
+
+async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) -> None:
+    gateway = await ModelGateway.start(
+        store, "127.0.0.1", 0, 1 << 20, FrontendMetrics(), inactivity_timeout_s=0.5
+    )
+    try:
+        async with await connect(gateway, handler=lambda inputs: inputs) as container:
+            container.is_silent = True
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(ModelFailed, match="stopped responding"):
+                await gateway.predict(MODEL, b"x", deadline_in(30))
+            assert loop.time() - started < 10
+            assert gateway.replica_count(MODEL) == 0
+            with pytest.raises(NoConnectedModels):
+                await gateway.predict(MODEL, b"y", deadline_in(30))
+            await wait_until_async(store.list_containers, [])
+    finally:
+        await gateway.aclose()
+
+
+async def test_batch_size_changes_live(gateway: ModelGateway) -> None:
+    release = asyncio.Event()
+
+    async def gated(inputs: list[bytes]) -> list[bytes]:
+        await release.wait()
+        return inputs
+
+    async with await connect(gateway, handler=gated) as container:
+        assert gateway.batch_size(MODEL) == -1  # no DB 2 record: adaptive
+        gateway.set_batch_size(MODEL, 2)
+        first = asyncio.create_task(gateway.predict(MODEL, b"first", deadline_in(10)))
+        await wait_until(lambda: len(container.requests) == 1)
+        queued = [asyncio.create_task(gateway.predict(MODEL, b"%d" % i, deadline_in(10))) for i in range(5)]
+        await asyncio.sleep(0.05)
+        gateway.set_batch_size(MODEL, 5)
+        release.set()
+        await asyncio.gather(first, *queued)
+        assert [len(r.inputs) for r in container.requests] == [1, 5]
+
+
+async def test_adaptive_batching_grows_under_concurrency(gateway: ModelGateway) -> None:
+    async def model(inputs: list[bytes]) -> list[bytes]:
+        await asyncio.sleep(0.002)
+        return inputs
+
+    async with await connect(gateway, handler=model) as container:
+
+        async def client(index: int) -> None:
+            for round_ in range(20):
+                payload = b"%d-%d" % (index, round_)
+                assert await gateway.predict(MODEL, payload, deadline_in(5)) == payload
+
+        await asyncio.gather(*(client(i) for i in range(16)))
+        sizes = [len(r.inputs) for r in container.requests]
+        assert sum(sizes) == 16 * 20
+        assert sizes[0] == 1 and max(sizes) > 4
+
+
+async def test_metrics_follow_the_model(gateway: ModelGateway) -> None:
+    async with await connect(gateway):
+        await gateway.predict(MODEL, b"a", deadline_in(5))
+        await gateway.predict(MODEL, b"a", deadline_in(5))
+        body = gateway.metrics.render_json_report().decode()
+        assert '"model:m:1:num_predictions": {\n                "count": "1"' in body
+        assert '"model:m:1:cache_hit_ratio": {\n                "ratio": "0.5"' in body
+        prometheus = gateway.metrics.render_prometheus()[0].decode()
+        assert 'clipper_rpc_messages_total{direction="sent",type="predict_request"} 1.0' in prometheus
+    gateway.remove_model(MODEL)
+    assert "model:m:1:" not in gateway.metrics.render_json_report().decode()
