@@ -125,7 +125,12 @@ class LocalContainerManager(ContainerManager):
             if existing is not None:
                 self.logger.info("Cleaning up the stale record of a stopped cluster")
                 stop_processes([r.process for r in existing.replicas], timeout_s=self.stop_timeout_s)
-            record = self._start_core(cache_size)
+            record = self._start_core(
+                cache_size,
+                ["--thread_pool_size", str(qf_http_thread_pool_size),
+                 "--timeout_request", str(qf_http_timeout_request),
+                 "--timeout_content", str(qf_http_timeout_content)],
+            )
             record.save(self.paths)
         self._adopt(record)
         self.logger.info(
@@ -134,7 +139,7 @@ class LocalContainerManager(ContainerManager):
             self.rpc_port, self.redis_ip, self.redis_port, self.paths.log_dir,
         )
 
-    def _start_core(self, cache_size: int) -> ClusterRecord:
+    def _start_core(self, cache_size: int, http_flags: list[str]) -> ClusterRecord:
         taken: list[int] = []
 
         def pick(port: int, what: str) -> int:
@@ -160,7 +165,8 @@ class LocalContainerManager(ContainerManager):
             started[_QUERY] = self._spawn_python(
                 _QUERY,
                 ["-m", "clipper_core.query_frontend", *redis_args, "--port", str(query_port),
-                 "--rpc_service_port", str(rpc_port), "--prediction_cache_size", str(cache_size)],
+                 "--rpc_host", self.host, "--rpc_service_port", str(rpc_port),
+                 "--prediction_cache_size", str(cache_size), *http_flags],
             )
             self._wait_until_answering(
                 {_MANAGEMENT: (started[_MANAGEMENT], f"http://{self.host}:{management_port}/admin/ping"),

@@ -165,6 +165,11 @@ def test_applications_and_links(cluster: Cluster) -> None:
     assert conn.get_linked_models(app) == []
     conn.unregister_application(app)
     assert app not in conn.get_all_apps()
+    conn.register_application(app, "doubles", "DEFAULT", 100000)
+    conn.delete_application(app)  # the deprecated alias
+    assert app not in conn.get_all_apps()
+    with pytest.raises(ClipperException, match="does not exist"):
+        conn.unregister_application(app)
 
 
 def test_model_version_sets_correctly(cluster: Cluster) -> None:
@@ -313,6 +318,11 @@ def test_deployed_noop_model_answers_and_batches(cluster: Cluster) -> None:
     assert reply["default"] is False and reply["output"] != "DEFAULT"
     batch = predict(conn, app, {"input_batch": [[1.0], [2.0], [3.0], [4.0]]}).json()
     assert len(batch["batch_predictions"]) == 4
+    assert f"{model}:1:0" in conn.get_all_model_replicas()
+    (replica,) = [r for r in conn.get_all_model_replicas(verbose=True) if r["model_name"] == model]
+    assert (replica["model_version"], replica["model_replica_id"]) == ("1", 0)
+    assert conn.get_model_replica_info(model, 1, 0)["input_type"] == "doubles"
+    assert conn.get_model_replica_info(model, 1, 99) is None
 
 
 def test_python_closure_queried_successfully(cluster: Cluster) -> None:
