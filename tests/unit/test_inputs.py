@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clipper_core.query_frontend.inputs import (
     PREDICT_SCHEMA,
@@ -48,8 +51,16 @@ def test_schema_strings_are_the_originals() -> None:
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [(None, "Null"), (True, "True"), (False, "False"), ({}, "Object"), ([], "Array"), ("", "String"),
-     (0, "Number"), (1.5, "Number")],
+    [
+        (None, "Null"),
+        (True, "True"),
+        (False, "False"),
+        ({}, "Object"),
+        ([], "Array"),
+        ("", "String"),
+        (0, "Number"),
+        (1.5, "Number"),
+    ],
 )
 def test_type_names_are_rapidjsons(value: object, name: str) -> None:
     assert json_type_name(value) == name
@@ -88,8 +99,10 @@ def test_doubles_empty_array_is_an_empty_payload() -> None:
         ('{"input_batch": [1.0]}', "Array input of type Number is not of type array"),
         ('{"input_batch": [[1.0], "a"]}', "Array input of type String is not of type array"),
         ('{"input_batch": [[1.0], [3]]}', "Array input of type Number is not of type double"),
-        ('{"input_batch": {"a": 1}}',
-         "Type mismatch! JSON key input_batch expected type Arraybut found type Object"),
+        (
+            '{"input_batch": {"a": 1}}',
+            "Type mismatch! JSON key input_batch expected type Arraybut found type Object",
+        ),
         ('{"inputs": [1.0]}', "JSON object does not have required keys input or input_batch"),
         ("{}", "JSON object does not have required keys input or input_batch"),
     ],
@@ -176,8 +189,10 @@ def test_strings_are_raw_utf8_with_escapes_resolved_and_nul_kept() -> None:
         ('{"input": null}', "Type mismatch! JSON key input expected type Stringbut found type Null"),
         ('{"input_batch": ["a", 1]}', "Array input of type Number is not of type string"),
         ('{"input_batch": [["a"]]}', "Array input of type Array is not of type string"),
-        ('{"input_batch": "a"}',
-         "Type mismatch! JSON key input_batch expected type Arraybut found type String"),
+        (
+            '{"input_batch": "a"}',
+            "Type mismatch! JSON key input_batch expected type Arraybut found type String",
+        ),
     ],
 )
 def test_strings_errors(body: str, message: str) -> None:
@@ -221,8 +236,10 @@ def test_base64_outside_alphabet_is_refused(text: str) -> None:
     ("body", "message"),
     [
         ('{"input": [1]}', "Type mismatch! JSON key input expected type Stringbut found type Array"),
-        ('{"input_batch": ["QQ==", 5]}',
-         "PredictionData of type Number is not of type base64-encoded string"),
+        (
+            '{"input_batch": ["QQ==", 5]}',
+            "PredictionData of type Number is not of type base64-encoded string",
+        ),
         ('{"input_batch": [{}]}', "PredictionData of type Object is not of type base64-encoded string"),
     ],
 )
@@ -298,20 +315,73 @@ def test_feedback_parses_uid_input_label() -> None:
     ("body", "message"),
     [
         ('{"input": [1.0], "label": 1.0}', "JSON object does not have required key: uid"),
-        ('{"uid": "0", "input": [1.0], "label": 1.0}',
-         "Type mismatch! JSON key uid expected type Numberbut found type String"),
+        (
+            '{"uid": "0", "input": [1.0], "label": 1.0}',
+            "Type mismatch! JSON key uid expected type Numberbut found type String",
+        ),
         ('{"uid": 0.5, "input": [1.0], "label": 1.0}', "PredictionData of type Number is not of type long"),
-        ('{"uid": 9223372036854775808, "input": [1.0], "label": 1.0}',
-         "PredictionData of type Number is not of type long"),
+        (
+            '{"uid": 9223372036854775808, "input": [1.0], "label": 1.0}',
+            "PredictionData of type Number is not of type long",
+        ),
         ('{"uid": 0, "label": 1.0}', "JSON object does not have required key: input"),
         ('{"uid": 0, "input": [1], "label": 1.0}', "Array input of type Number is not of type double"),
         ('{"uid": 0, "input": [1.0]}', "JSON object does not have required key: label"),
         ('{"uid": 0, "input": [1.0], "label": 1}', "PredictionData of type Number is not of type double"),
-        ('{"uid": 0, "input": [1.0], "label": true}',
-         "Type mismatch! JSON key label expected type Numberbut found type True"),
+        (
+            '{"uid": 0, "input": [1.0], "label": true}',
+            "Type mismatch! JSON key label expected type Numberbut found type True",
+        ),
     ],
 )
 def test_feedback_errors_in_the_originals_order(body: str, message: str) -> None:
     with pytest.raises(JsonInputError) as info:
         parse_feedback(parse_json_object(body.encode()), D)
     assert info.value.message == message
+
+
+# ------------------------------------------------------------------------------- robustness
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_bodies = st.dictionaries(
+    st.sampled_from(["input", "input_batch", "version", "uid", "label", "x"]), _json_values, max_size=4
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_bodies, input_type=st.sampled_from([D, F, INTS, S, B]))
+def test_any_json_body_parses_or_fails_with_a_json_input_error(
+    body: dict[str, object], input_type: InputType
+) -> None:
+    raw = json.dumps(body).encode()  # the stdlib writes integers beyond 64 bits too
+    try:
+        doc = parse_json_object(raw)
+        parse_version(doc)
+        payloads = parse_predict_inputs(doc, input_type)
+    except JsonInputError as exc:
+        assert exc.message
+    else:
+        assert payloads and all(isinstance(p, bytes) for p in payloads)
+    try:
+        parse_feedback(parse_json_object(raw), input_type)
+    except JsonInputError as exc:
+        assert exc.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=64))
+def test_any_bytes_parse_or_fail_with_a_json_input_error(raw: bytes) -> None:
+    try:
+        parse_json_object(raw)
+    except JsonInputError as exc:
+        assert exc.message
