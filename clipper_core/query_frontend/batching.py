@@ -304,13 +304,18 @@ class ModelQueue:
             replica.stop()
         return replica
 
-    def close(self, exc: BaseException) -> None:
-        """Fail every queued query with ``exc``, stop the replicas, refuse further batches."""
-        self.is_closed = True
-        queued = [entry[2] for entry in self._heap]
+    def fail_queued(self, exc: BaseException) -> int:
+        """Fail every queued (not yet sent) query with ``exc``; returns how many."""
+        queued = [entry[2] for entry in self._heap if not entry[2].future.done()]
         self._heap.clear()
         if queued:
             self._drop(queued, exc)
+        return len(queued)
+
+    def close(self, exc: BaseException) -> None:
+        """Fail every queued query with ``exc``, stop the replicas, refuse further batches."""
+        self.is_closed = True
+        self.fail_queued(exc)
         for replica in list(self.replicas.values()):
             replica.stop()
         self.replicas.clear()

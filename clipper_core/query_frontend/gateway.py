@@ -40,8 +40,9 @@ __all__ = ["ModelFailed", "ModelGateway", "NoConnectedModels", "QueryExpired"]
 
 logger = logging.getLogger(__name__)
 
-# How often queues are swept for expired queries when no replica is pulling.
-EXPIRY_SWEEP_PERIOD_S: Final = 0.05
+# How often queues are swept for expired queries; replicas also purge them on every pull,
+# the sweep bounds the queue when every replica is busy with a long batch.
+EXPIRY_SWEEP_PERIOD_S: Final = 0.01
 
 
 class NoConnectedModels(Exception):
@@ -234,8 +235,17 @@ class ModelGateway:
 
     def replica_removed(self, info: ContainerInfo) -> None:
         lane = self._lanes.get(info.model_id)
-        if lane is not None:
-            lane.queue.remove_replica(info.zmq_connection_id)
+        if lane is None:
+            return
+        queue = lane.queue
+        queue.remove_replica(info.zmq_connection_id)
+        if not queue.replicas:
+            # Nobody is left to take them: answer now rather than at the SLO.
+            failed = queue.fail_queued(
+                ModelFailed(f"no model container of {info.model_id} is left to answer")
+            )
+            if failed:
+                logger.warning("Failed %d queued queries of %s: no replica left", failed, info.model_id)
 
     async def _initial_batch_size(self, model: ModelId) -> int:
         known = self._batch_sizes.get(model)

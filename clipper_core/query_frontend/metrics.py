@@ -22,7 +22,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.utils import floatToGoString
 
 from clipper_core.query_frontend._metrics_report import Meter, Reservoir, render_report
 
@@ -58,7 +57,7 @@ class _Buckets:
         total = 0
         for bound, count in zip(self.bounds, self.counts, strict=False):
             total += count
-            buckets.append((floatToGoString(bound), float(total)))
+            buckets.append((repr(float(bound)), float(total)))
         total += self.counts[-1]
         buckets.append(("+Inf", float(total)))
         return buckets, self.sum

@@ -22,7 +22,7 @@ import errno
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 import zmq
 
@@ -155,7 +155,7 @@ class RpcService:
             ctx.term()
             raise
         self._ctx, self._sock = ctx, sock
-        self._fd = sock.getsockopt(zmq.FD)
+        self._fd = cast(int, sock.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._drain)
         self._checker = self._spawn(self._check_activity_forever())
         self._schedule_drain()
@@ -235,7 +235,7 @@ class RpcService:
     def _after_send(self) -> None:
         # A send processes zmq's command queue and may swallow the FD's readable edge.
         assert self._sock is not None
-        if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if _is_readable(self._sock):
             self._schedule_drain()
 
     # ------------------------------------------------------------------ receiving
@@ -251,7 +251,7 @@ class RpcService:
         if sock is None:
             return
         for _ in range(MAX_MESSAGES_PER_DRAIN):
-            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not _is_readable(sock):
                 return
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -436,6 +436,11 @@ class RpcService:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("RPC service background task failed", exc_info=task.exception())
+
+
+def _is_readable(sock: zmq.Socket[bytes]) -> bool:
+    """``ZMQ_EVENTS`` has POLLIN (reading it also processes zmq's pending commands)."""
+    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 def _describe(conn: _Connection) -> str:

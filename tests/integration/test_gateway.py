@@ -209,10 +209,15 @@ async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) ->
     try:
         async with await connect(gateway, handler=lambda inputs: inputs) as container:
             container.is_silent = True
+            gateway.set_batch_size(MODEL, 1)
             loop = asyncio.get_running_loop()
             started = loop.time()
+            in_flight = asyncio.create_task(gateway.predict(MODEL, b"x", deadline_in(30)))
+            queued = asyncio.create_task(gateway.predict(MODEL, b"w", deadline_in(30)))
             with pytest.raises(ModelFailed, match="stopped responding"):
-                await gateway.predict(MODEL, b"x", deadline_in(30))
+                await in_flight
+            with pytest.raises(ModelFailed, match="no model container of m:1 is left"):
+                await queued
             assert loop.time() - started < 10
             assert gateway.replica_count(MODEL) == 0
             with pytest.raises(NoConnectedModels):
