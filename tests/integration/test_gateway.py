@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
+import cloudpickle
 import pytest
 
 from clipper_core.query_frontend.gateway import ModelFailed, ModelGateway, NoConnectedModels
 from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId, ModelInfo, RedisSettings, StateStore
-from tests.helpers import RedisServer
+from tests.helpers import RedisServer, stop_process
 from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
 
 MODEL = ModelId("m", "1")
@@ -276,3 +280,62 @@ async def test_metrics_follow_the_model(gateway: ModelGateway) -> None:
         assert 'clipper_rpc_messages_total{direction="sent",type="predict_request"} 1.0' in prometheus
     gateway.remove_model(MODEL)
     assert "model:m:1:" not in gateway.metrics.render_json_report().decode()
+
+
+def upper_or_fail(inputs: list[str]) -> list[str]:
+    if "boom" in inputs:
+        raise ValueError("boom requested")
+    return [s.upper() for s in inputs]
+
+
+@pytest.fixture
+def launch_closure(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Callable[..., Path]]:
+    """Start ``python -m containers.python.closure_container`` serving a pickled function."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def launch(func: Callable[[list[str]], list[str]], name: str, port: int, input_type: str) -> Path:
+        (tmp_path / "func.pkl").write_bytes(cloudpickle.dumps(func))
+        env = {
+            **subprocess_env,
+            "CLIPPER_MODEL_NAME": name,
+            "CLIPPER_MODEL_VERSION": "1",
+            "CLIPPER_MODEL_PATH": str(tmp_path),
+            "CLIPPER_IP": "127.0.0.1",
+            "CLIPPER_PORT": str(port),
+            "CLIPPER_INPUT_TYPE": input_type,
+        }
+        log_path = tmp_path / "container.log"
+        with open(log_path, "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "containers.python.closure_container"],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        return log_path
+
+    yield launch
+    for process in processes:
+        stop_process(process)
+
+
+async def test_real_closure_container(
+    gateway: ModelGateway, store: StateStore, launch_closure: Callable[..., Path]
+) -> None:
+    """The container runtime as a real process: round trip, batching, ContainerError."""
+    await store.add_model(ModelInfo("real", "1", InputType.STRINGS, batch_size=4))
+    log_path = launch_closure(upper_or_fail, "real", gateway.rpc.port, "strings")
+    model = ModelId("real", "1")
+    try:
+        await wait_until(lambda: gateway.replica_count(model) == 1, timeout_s=30)
+    except TimeoutError:
+        raise AssertionError(f"container did not register:\n{log_path.read_text()}") from None
+    assert await gateway.predict(model, b"hello", deadline_in(10)) == b"HELLO"
+    words = [b"w%d" % i for i in range(10)]
+    results = await asyncio.gather(*(gateway.predict(model, w, deadline_in(10)) for w in words))
+    assert results == [w.upper() for w in words]
+    batch_sizes = gateway.metrics.models["real:1"].batch_sizes.values
+    assert max(batch_sizes) <= 4 and sum(batch_sizes) == 11
+    with pytest.raises(ModelFailed, match="boom requested"):
+        await gateway.predict(model, b"boom", deadline_in(10))
+    assert await gateway.predict(model, b"after", deadline_in(10)) == b"AFTER"
