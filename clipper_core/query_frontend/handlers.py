@@ -27,7 +27,7 @@ from clipper_core.query_frontend.inputs import (
 )
 from clipper_core.query_frontend.processor import QueryProcessor, Reply
 
-__all__ = ["JSON_ERROR", "MetricsRenderer", "QueryHandlers", "add_routes", "reply_object"]
+__all__ = ["JSON_ERROR", "MetricsRenderer", "QueryHandlers", "add_routes", "reply_object", "wants_prometheus"]
 
 JSON_ERROR: Final = "Json error"
 _JSON: Final = "application/json"
@@ -127,7 +127,10 @@ class QueryHandlers:
         return web.Response(body=self._metrics.render_json_report(), content_type=_JSON)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps({"status": "ok", **self._health()}), content_type=_JSON)
+        health = self._health()
+        healthy = bool(health.pop("healthy", True))
+        body = {"status": "ok" if healthy else "unhealthy", **health}
+        return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type=_JSON)
 
 
 def add_routes(app: web.Application, handlers: QueryHandlers) -> None:

@@ -61,6 +61,7 @@ class QueryFrontend:
         self.registry: Registry | None = None
         self.metrics: FrontendMetrics | None = None
         self.processor: QueryProcessor | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: QuerySettings) -> QueryFrontend:
@@ -95,7 +96,9 @@ class QueryFrontend:
         )
         subscribed, loaded = asyncio.Event(), asyncio.Event()
         changes = _after(loaded, watch_changes(store, REGISTRY_DBS, ready=subscribed))
-        watcher = asyncio.create_task(registry.follow(changes), name="query-frontend-keyspace-watcher")
+        watcher = self._watcher = asyncio.create_task(
+            registry.follow(changes), name="query-frontend-keyspace-watcher"
+        )
         watcher.add_done_callback(_log_task_end)
         self._stack.push_async_callback(self._stop_task, watcher)
         await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
@@ -125,7 +128,11 @@ class QueryFrontend:
             await task
 
     def _health(self) -> dict[str, Any]:
-        return {"applications": len(self.registry.app_names()) if self.registry else 0}
+        """``healthy`` is False once the keyspace watcher has died (config would go stale)."""
+        return {
+            "healthy": self._watcher is not None and not self._watcher.done(),
+            "applications": len(self.registry.app_names()) if self.registry else 0,
+        }
 
     @property
     def port(self) -> int:

@@ -610,3 +610,17 @@ async def test_forbidden_config_command_fails_start_up_with_a_clear_error(redis_
         await QueryFrontend.start(settings)
     assert "notify-keyspace-events" in info.value.cause
     assert "Allow the CONFIG command" in info.value.cause
+
+
+async def test_healthz_reports_a_dead_keyspace_watcher(
+    frontend: QueryFrontend, http: aiohttp.ClientSession
+) -> None:
+    url = f"http://127.0.0.1:{frontend.port}/healthz"
+    async with http.get(url) as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "ok", "applications": 0}
+    frontend._watcher.cancel()  # type: ignore[union-attr]  # simulate the watcher dying
+    await eventually(lambda: frontend._watcher.done(), "watcher stopped")  # type: ignore[union-attr]
+    async with http.get(url) as response:
+        assert response.status == 503
+        assert (await response.json())["status"] == "unhealthy"
