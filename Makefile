@@ -57,4 +57,8 @@ docker-images: install-python
 	$(PYTHON) -m clipper_admin.docker.images --network $(DOCKER_BUILD_NETWORK)
 
 test-docker: install docker-images
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing docker-compose (Debian package) for the compose tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y docker-compose || { $$SUDO apt-get update && $$SUDO apt-get install -y docker-compose; }; }
 	$(PYTHON) -m pytest -m docker tests/docker $(PYTEST_ARGS)

@@ -27,6 +27,15 @@ def registered(cluster: Cluster) -> set[tuple[str, str]]:
     return {(m["model_name"], m["model_version"]) for m in cluster.conn.get_all_models(verbose=True)}
 
 
+def wait_registered(cluster: Cluster, expected: set[tuple[str, str]], timeout_s: float = 30.0) -> None:
+    """Unregistering is asynchronous, as in the original: the management frontend marks a
+    version invalid and the query frontend deletes its record when it sees the event."""
+    deadline = time.monotonic() + timeout_s
+    while (current := registered(cluster)) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert current == expected
+
+
 def test_model_deploys_successfully(
     docker_client: docker.DockerClient, cluster: Cluster, fake_model_data: str
 ) -> None:
@@ -77,7 +86,7 @@ def test_stop_inactive_model_versions(
 
     cluster.conn.stop_inactive_model_versions([name])
     assert len(model_containers(docker_client, cluster, include_stopped=True)) == 3
-    assert registered(cluster) == {(name, "2")}
+    wait_registered(cluster, {(name, "2")})
 
 
 def test_stop_models_versioned_models_and_all_model_containers(
@@ -91,16 +100,16 @@ def test_stop_models_versioned_models_and_all_model_containers(
 
     cluster.conn.stop_models(["jimmypage"])
     assert len(model_containers(docker_client, cluster, include_stopped=True)) == 2
-    assert {m for m, _ in registered(cluster)} == {"robertplant"}
+    wait_registered(cluster, {("robertplant", "i"), ("robertplant", "ii")})
 
     cluster.conn.stop_versioned_models({"robertplant": ["ii"]})
     remaining = model_containers(docker_client, cluster, include_stopped=True)
     assert [c.labels[CLIPPER_MODEL_CONTAINER_LABEL] for c in remaining] == ["robertplant_i"]
-    assert registered(cluster) == {("robertplant", "i")}
+    wait_registered(cluster, {("robertplant", "i")})
 
     cluster.conn.stop_all_model_containers()
     assert model_containers(docker_client, cluster, include_stopped=True) == []
-    assert registered(cluster) == set()
+    wait_registered(cluster, set())
     # The cluster itself keeps running.
     assert cluster.conn.get_all_apps() == []
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 
+import cloudpickle
 import docker
 import pytest
 import requests
@@ -26,6 +28,11 @@ PREDICT_DEADLINE_S = 120.0
 
 def feature_sum(xs):
     return [str(sum(x)) for x in xs]
+
+
+# In the quickstart script feature_sum lives in __main__, which cloudpickle serialises by value;
+# here it lives in an importable test module, which the container does not have.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def test_quickstart_serves_the_sum_in_docker(docker_client: docker.DockerClient) -> None:
