@@ -38,6 +38,7 @@ from clipper_core.management_frontend.jsondoc import (
         (b'{"a":"\x01"}', "Invalid encoding in string.", 6),
         (b'{"a":"\xff"}', "Invalid encoding in string.", 6),
         (b'{"a":"\\ud800"}', "The surrogate pair in string is invalid.", 6),
+        (b'{"a":[{"\\udc00":"x"}]}', "The surrogate pair in string is invalid.", 8),
         (b'{"a":1e999}', "Number too big to be stored in double.", 5),
     ],
 )
