@@ -5,6 +5,11 @@ message, and runs every check that needs no Redis (input type, batch size, forbi
 A JSON problem becomes ``Error parsing JSON: <msg>. Expected JSON schema: <schema>`` with the
 endpoint's schema string of the original (core spec, Appendix A); other problems carry their bare
 text. Both are raised as :class:`Rejected`.
+
+As in the original, only add_model refuses ``,`` and ``:`` (they would break the Redis key
+formats). Names that later become Docker or Kubernetes object names (DNS-1123) are checked by
+``clipper_admin`` before it calls this API, not here, so a client of the original that registers
+e.g. ``My_App`` keeps working.
 """
 
 from __future__ import annotations
