@@ -326,6 +326,26 @@ async def test_containers(client: TestClient) -> None:
     assert await ok(client, "get_container", {"model_name": "m", "model_version": "1", "replica_id": 5}) == "{}"
 
 
+# ------------------------------------------------------------------ Redis outage
+
+
+async def test_redis_outage_is_500_json_and_recovers(tmp_path: Path) -> None:
+    server = start_redis(tmp_path)
+    app = build_app(RedisSettings(server.host, server.port))
+    async with TestClient(TestServer(app)) as test_client:
+        await add_app(test_client, "a")
+        stop_process(server.process)
+        response = await test_client.post("/admin/get_all_applications", data=b'{"verbose":false}')
+        assert response.status == 500
+        assert (await response.json())["error"] == "State error"
+        server = start_redis(tmp_path, server.port)  # same port, empty: --save ""
+        try:
+            assert await ok(test_client, "get_all_applications", {"verbose": False}) == "[]"
+            await add_app(test_client, "b")
+        finally:
+            stop_process(server.process)
+
+
 # ------------------------------------------------------------------ the real process
 
 
