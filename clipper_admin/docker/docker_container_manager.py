@@ -138,6 +138,12 @@ class DockerContainerManager(ContainerManager):
             return "127.0.0.1"
         return "0.0.0.0"
 
+    def _published(self, internal: int, external: int) -> dict[str, Any]:
+        """``ports`` entry; clients that reach the cluster through localhost get loopback only."""
+        if self.public_hostname in LOOPBACK_ADDRESSES:
+            return {f"{internal}/tcp": ("127.0.0.1", external)}
+        return {f"{internal}/tcp": external}
+
     # ------------------------------------------------------------------ cluster lifecycle
 
     def start_clipper(
@@ -237,7 +243,7 @@ class DockerContainerManager(ContainerManager):
                 "redis",
                 self.redis_image,
                 port_label,
-                ports={f"{CLIPPER_INTERNAL_REDIS_PORT}/tcp": self.redis_port},
+                ports=self._published(CLIPPER_INTERNAL_REDIS_PORT, self.redis_port),
             )
             # On a bridge network the frontends reach Redis by container name.
             host = container.name
@@ -249,7 +255,7 @@ class DockerContainerManager(ContainerManager):
         """The port the process listens on, and the ``ports`` kwarg (none on the host network)."""
         if self.is_host_network:
             return external, {}
-        return internal, {"ports": {f"{internal}/tcp": external}}
+        return internal, {"ports": self._published(internal, external)}
 
     def _start_management_frontend(self, image: str, redis_host: str, redis_port: int) -> None:
         port, publish = self._frontend_ports(CLIPPER_INTERNAL_MANAGEMENT_PORT, self.clipper_management_port)

@@ -44,15 +44,15 @@ def cluster_containers(client: docker.DockerClient, cluster_name: str) -> list[o
     return client.containers.list(all=True, filters={"label": f"{CLIPPER_DOCKER_LABEL}={cluster_name}"})
 
 
-def host_manager(cluster_name: str) -> DockerContainerManager:
-    """A manager on the host network with random free ports for every process."""
+def host_manager(cluster_name: str, docker_network: str = "host") -> DockerContainerManager:
+    """A manager (host network unless told) with random free ports for every process."""
     return DockerContainerManager(
         cluster_name=cluster_name,
         clipper_query_port=free_port(),
         clipper_management_port=free_port(),
         clipper_rpc_port=free_port(),
         redis_port=free_port(),
-        docker_network="host",
+        docker_network=docker_network,
     )
 
 
@@ -68,9 +68,9 @@ def make_cluster(docker_client: docker.DockerClient) -> Iterator[Callable[..., C
     """Start clusters on demand; each is stopped after the test and must leave nothing behind."""
     started: list[Cluster] = []
 
-    def start(prefix: str = "docker-test") -> Cluster:
+    def start(prefix: str = "docker-test", docker_network: str = "host") -> Cluster:
         name = f"{prefix}-{random.randint(0, 10**6)}"
-        manager = host_manager(name)
+        manager = host_manager(name, docker_network)
         conn = ClipperConnection(manager)
         started.append(Cluster(name, manager, conn))
         conn.start_clipper()
