@@ -104,11 +104,6 @@ def test_connect_to_a_missing_cluster_fails(docker_client: docker.DockerClient) 
         host_manager(f"absent-{random.randint(0, 10**6)}").connect()
 
 
-def test_centralized_logging_is_refused() -> None:
-    with pytest.raises(ClipperException, match="not supported"):
-        DockerContainerManager(use_centralized_log=True, docker_network="host")
-
-
 def test_build_model_installs_packages_and_copies_the_model(
     docker_client: docker.DockerClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
