@@ -130,7 +130,9 @@ class Registry:
             current = await self._store.get_current_version(model_name)
             if current is not None:
                 snapshot.current[model_name] = ModelId(model_name, current)
-        self._install(snapshot)
+        retired = self._install(snapshot)
+        for model in retired:
+            await self._store.delete_model(model.name, model.version)
         for entry in snapshot.apps.values():
             self._on_app_added(entry.name)
             await self._store.set_selection_state(entry.name, entry.info.default_output)
@@ -140,7 +142,8 @@ class Registry:
             len(snapshot.models),
         )
 
-    def _install(self, snapshot: _Snapshot) -> None:
+    def _install(self, snapshot: _Snapshot) -> list[ModelId]:
+        """Swap in a snapshot; returns the versions marked invalid whose records must go."""
         for name in self._apps.keys() - snapshot.apps.keys():
             self._on_app_removed(name)
         for model in self._models.keys() - snapshot.models.keys():
@@ -150,8 +153,11 @@ class Registry:
         self._current = snapshot.current
         old_models, self._models = self._models, {}
         self._versions = {}
-        for model, info in snapshot.models.items():
-            self._model_changed(model, old_models.get(model), info)
+        return [
+            model
+            for model, info in snapshot.models.items()
+            if self._model_changed(model, old_models.get(model), info)
+        ]
 
     # ------------------------------------------------------------------ live changes
 
@@ -179,7 +185,9 @@ class Registry:
         elif change.db is Db.MODEL:
             name, version = parse_model_key(change.key)
             model = ModelId(name, version)
-            self._model_changed(model, self._models.get(model), await self._read_model(name, version))
+            if self._model_changed(model, self._models.get(model), await self._read_model(name, version)):
+                # As the original's clean-up after ``HDEL valid``: the record itself goes last.
+                await self._store.delete_model(name, version)
 
     async def _app_event(self, name: str, event: str) -> None:
         if event in _APP_GONE_EVENTS:
@@ -212,8 +220,11 @@ class Registry:
         self._current[model_name] = ModelId(model_name, version)
         logger.info("Model %s current version is now %s", model_name, version)
 
-    def _model_changed(self, model: ModelId, old: ModelInfo | None, new: ModelInfo | None) -> None:
-        """Bring versions, batch size and liveness of one model version in line with DB 2."""
+    def _model_changed(self, model: ModelId, old: ModelInfo | None, new: ModelInfo | None) -> bool:
+        """Bring versions, batch size and liveness of one model version in line with DB 2.
+
+        Returns True when the version is marked invalid and its DB 2 record should be deleted.
+        """
         if new is None:
             self._models.pop(model, None)
             versions = self._versions.get(model.name)
@@ -221,18 +232,21 @@ class Registry:
                 versions.discard(model.version)
                 if not versions:
                     del self._versions[model.name]
-            if old is not None:
+            if old is not None and old.is_valid:
                 self._control.remove_model(model)
                 logger.info("Model %s deleted", model)
-            return
+            return False
         self._models[model] = new
         self._versions.setdefault(model.name, set()).add(model.version)
         if old is None or old.batch_size != new.batch_size:
             self._control.set_batch_size(model, new.batch_size)
-        if not new.is_valid and (old is None or old.is_valid):
+        if new.is_valid:
+            return False
+        if old is None or old.is_valid:
             # ``HDEL valid`` is how the management frontend deletes a version (spec 5.4).
             self._control.remove_model(model)
             logger.info("Model %s marked invalid; replicas taken out of rotation", model)
+        return True
 
     # ------------------------------------------------------------------ reading records
 

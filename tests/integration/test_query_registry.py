@@ -158,11 +158,24 @@ async def test_model_events_drive_the_model_side(
     await store.mark_model_invalid("m", "1")
     await registry.apply(StateChange(Db.MODEL, "m:1", "hdel"))
     assert control.of("remove") == [(mid, None)]
-    assert registry.has_version("m", "1")  # invalid versions still count for an explicit version
-
-    await store.delete_model("m", "1")
+    # As the original's clean-up: the frontend deletes the invalid version's record ...
+    assert await store.get_model("m", "1") is None
+    # ... and forgets the version on the resulting ``del`` event (without a second removal).
     await registry.apply(StateChange(Db.MODEL, "m:1", "del"))
     assert not registry.has_version("m", "1")
+    assert control.of("remove") == [(mid, None)]
+
+
+async def test_reload_cleans_up_versions_left_marked_invalid(
+    store: StateStore, registry: Registry, control: RecordingControl
+) -> None:
+    await store.add_model(M1)
+    await store.add_model(M2)
+    await store.mark_model_invalid("m", "1")  # deleted while no query frontend was running
+    await registry.reload()
+    assert await store.get_model("m", "1") is None
+    assert await store.get_model("m", "2") is not None
+    assert (ModelId("m", "1"), None) in control.of("remove")
 
 
 async def test_resync_reloads_and_reports_what_disappeared(
