@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -624,3 +625,26 @@ async def test_healthz_reports_a_dead_keyspace_watcher(
     async with http.get(url) as response:
         assert response.status == 503
         assert (await response.json())["status"] == "unhealthy"
+
+
+def test_rest_port_in_use_exits_with_a_message(
+    redis_clean: RedisServer, subprocess_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                PYTHON, "-m", "clipper_core.query_frontend",
+                "--redis_ip", redis_clean.host, "--redis_port", str(redis_clean.port),
+                "--host", "127.0.0.1", "--port", str(port),
+                "--rpc_host", "127.0.0.1", "--rpc_service_port", str(free_port()),
+            ],
+            env=subprocess_env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert b"Query frontend cannot run" in result.stderr
