@@ -183,8 +183,9 @@ def plot(figures: dict[str, Any], out_dir: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     by_c = _get(figures, "noop", "by_concurrency") or {}
     for key, label, marker in (("reference", "bare aiohttp", "o"), ("frontend", "no-op via frontend", "s")):
-        points = sorted((m[key]["goodput_qps"], m[key]["p50_ms"], m[key]["p99_ms"], c)
-                        for c, m in by_c.items() if key in m)
+        ordered = sorted(by_c.items(), key=lambda item: int(item[0]))
+        points = [(m[key]["goodput_qps"], m[key]["p50_ms"], m[key]["p99_ms"], c)
+                  for c, m in ordered if key in m]
         if points:
             ax.plot([p[0] for p in points], [p[2] for p in points], marker=marker, label=f"{label} p99")
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, linestyle="--",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -30,8 +31,11 @@ logger = logging.getLogger("benchmarks")
 def _scenario(figures: dict[str, Any], errors: dict[str, str], name: str, run: Callable[[], Any]) -> None:
     started = time.monotonic()
     print(f"[bench] {name} ...", flush=True)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     try:
         figures[name] = run()
+        # Other work on the machine skews absolute figures; the 1-minute load shows how much.
+        figures[name]["load_average_before_after"] = [load_before, [round(x, 2) for x in os.getloadavg()]]
     except Exception as error:  # one broken scenario must not hide the others' figures
         logger.debug("scenario %s failed", name, exc_info=True)
         errors[name] = f"{type(error).__name__}: {error}"

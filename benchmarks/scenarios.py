@@ -49,7 +49,7 @@ class BenchConfig:
 
     @classmethod
     def full(cls) -> BenchConfig:
-        return cls(duration_s=5, rounds=3, concurrencies=(1, 32, 128), batch_concurrency=64,
+        return cls(duration_s=5, rounds=5, concurrencies=(1, 32, 128), batch_concurrency=64,
                    batch_sizes=(1, 4, 16, 64), overload_duration_s=10, memory_apps=100)
 
     @classmethod
