@@ -494,3 +494,23 @@ def test_package_imports_without_docker_and_kubernetes_sdks(subprocess_env: dict
     )
     assert done.returncode == 0, done.stderr
     assert "ImportError: clipper_admin.DockerContainerManager is unavailable" in done.stdout
+
+
+@pytest.mark.timeout(30)  # without HTTP timeouts these calls would hang forever
+def test_a_silent_management_frontend_times_out(tmp_path: Path) -> None:
+    # A listening socket nobody accepts from: connections succeed, answers never come.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        manager = LocalContainerManager(cluster_name="silent", clipper_home=str(tmp_path))
+        ClusterRecord("silent", "127.0.0.1", "127.0.0.1", 1, port, port, 1).save(manager.paths)
+        conn = ClipperConnection(manager)
+        conn.connect()
+        conn.http_timeout_s = 0.5
+        url = f"http://127.0.0.1:{port}/admin/get_all_applications"
+        expected = f"Could not reach the Clipper management frontend at {url}.*timed out"
+        with pytest.raises(ClipperException, match=expected):
+            conn.get_all_apps()
+        with pytest.raises(ClipperException, match="Could not reach the query frontend"):
+            conn.inspect_instance()
