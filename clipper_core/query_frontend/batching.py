@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from clipper_core.query_frontend.cache import CacheKey
-from clipper_core.query_frontend.rpc_service import ModelFailed
+from clipper_core.query_frontend.rpc_service import ContainerGone, ModelFailed
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId
 
@@ -403,6 +403,11 @@ class Replica:
                 outputs = await self.sender.send_batch(
                     self.connection_id, self.input_type, [query.key[2] for query in batch]
                 )
+            except ContainerGone as exc:
+                queue.fail(batch, exc)
+                if queue.replicas.get(self.connection_id) is self:
+                    del queue.replicas[self.connection_id]  # never pull for a dead connection
+                return
             except ModelFailed as exc:
                 queue.fail(batch, exc)
                 continue

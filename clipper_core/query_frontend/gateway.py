@@ -118,10 +118,13 @@ class ModelGateway:
     async def aclose(self) -> None:
         """Fail queued queries, stop the replicas and the RPC service."""
         closing = ModelFailed("the query frontend is shutting down")
+        replicas = [r for lane in self._lanes.values() for r in lane.queue.replicas.values()]
         for lane in self._lanes.values():
             lane.queue.close(closing)
         self._lanes.clear()
         await self.rpc.aclose()
+        for replica in replicas:
+            await replica.wait_stopped()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -42,6 +42,7 @@ from clipper_core.state import ContainerInfo, ModelId, StateStore
 
 __all__ = [
     "CONTAINER_INACTIVITY_TIMEOUT_S",
+    "ContainerGone",
     "ModelFailed",
     "ReplicaListener",
     "RpcService",
@@ -65,6 +66,10 @@ class ModelFailed(Exception):
     def __init__(self, explanation: str) -> None:
         super().__init__(explanation)
         self.explanation = explanation
+
+
+class ContainerGone(ModelFailed):
+    """The batch was addressed to a connection that is no longer registered."""
 
 
 class ReplicaListener(Protocol):
@@ -193,7 +198,7 @@ class RpcService:
         future: asyncio.Future[list[bytes]] = self._loop.create_future()
         conn = self._by_id.get(connection_id)
         if conn is None or conn.is_retired:
-            _fail(future, ModelFailed(f"model container connection {connection_id} is gone"))
+            _fail(future, ContainerGone(f"model container connection {connection_id} is gone"))
             return future
         message_id = self._allocate_message_id()
         frames = encode_predict_request(message_id, input_type, inputs)
@@ -360,6 +365,9 @@ class RpcService:
             return
         if self.listener is not None:
             await self.listener.replica_added(conn.info)
+            if conn.is_retired or self._by_id.get(conn.connection_id) is not conn:
+                # Removed while the listener was setting the replica up: undo it.
+                self.listener.replica_removed(conn.info)
 
     # ------------------------------------------------------------------ removal
 

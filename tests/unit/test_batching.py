@@ -22,7 +22,7 @@ from clipper_core.query_frontend.batching import (
     Replica,
     latency_target_s,
 )
-from clipper_core.query_frontend.rpc_service import ModelFailed
+from clipper_core.query_frontend.rpc_service import ContainerGone, ModelFailed
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId
 
@@ -400,3 +400,19 @@ async def test_observer_sees_outputs_and_drops() -> None:
     await asyncio.wait_for(query.future, 1)
     assert seen == [("dropped", [b"old"]), ("done", [b"out:a"])]
     queue.close(ModelFailed("done"))
+
+
+async def test_replica_of_a_vanished_connection_stops_pulling() -> None:
+    queue = ModelQueue(MODEL)
+    sender = RecordingSender(fail_with=ContainerGone("connection 3 is gone"))
+    replica = Replica(queue, 0, 3, InputType.BYTES, sender)
+    queue.add_replica(replica)
+    query = make_query(b"a", now() + 10)
+    queue.put(query)
+    with pytest.raises(ContainerGone):
+        await asyncio.wait_for(query.future, 1)
+    await asyncio.wait_for(replica.wait_stopped(), 1)
+    assert not queue.has_replicas
+    queue.put(make_query(b"b", now() + 10))
+    await asyncio.sleep(0.01)
+    assert len(sender.batches) == 1
