@@ -82,6 +82,7 @@ class ModelGateway:
         self._loop: asyncio.AbstractEventLoop | None = None
         rpc.listener = self
         metrics.rpc_messages = lambda: rpc.message_counts
+        rpc.on_send_delay = metrics.record_rpc_queueing
 
     @classmethod
     async def start(

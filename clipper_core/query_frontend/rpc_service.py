@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
 
@@ -138,6 +138,9 @@ class RpcService:
         self._checker: asyncio.Task[None] | None = None
         # (direction, message type name) -> count; read by the metrics collector.
         self.message_counts: dict[tuple[str, str], int] = {}
+        # Told how long encoding and handing a request to zmq took (the original's
+        # ``internal:rpc_request_queueing_delay``; we have no outbound queue of our own).
+        self.on_send_delay: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -200,6 +203,7 @@ class RpcService:
         if conn is None or conn.is_retired:
             _fail(future, ContainerGone(f"model container connection {connection_id} is gone"))
             return future
+        started = self._loop.time()
         message_id = self._allocate_message_id()
         frames = encode_predict_request(message_id, input_type, inputs)
         try:
@@ -217,6 +221,8 @@ class RpcService:
         self._inflight[message_id] = _InFlight(conn, future, len(inputs))
         conn.inflight.add(message_id)
         self._count("sent", "predict_request")
+        if self.on_send_delay is not None:
+            self.on_send_delay(self._loop.time() - started)
         return future
 
     def _allocate_message_id(self) -> int:

@@ -276,6 +276,8 @@ async def test_metrics_follow_the_model(gateway: ModelGateway) -> None:
         body = gateway.metrics.render_json_report().decode()
         assert '"model:m:1:num_predictions": {\n                "count": "1"' in body
         assert '"model:m:1:cache_hit_ratio": {\n                "ratio": "0.5"' in body
+        assert '"internal:rpc_request_queueing_delay": {\n                "unit": "microseconds",\n'\
+            '                "size": "1"' in body
         prometheus = gateway.metrics.render_prometheus()[0].decode()
         assert 'clipper_rpc_messages_total{direction="sent",type="predict_request"} 1.0' in prometheus
     gateway.remove_model(MODEL)
