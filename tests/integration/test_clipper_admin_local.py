@@ -229,7 +229,8 @@ def test_query_specific_and_unknown_model_version(cluster: Cluster) -> None:
     python_deployer.deploy_python_closure(conn, model, 1, "doubles", lambda xs: ["1" for _ in xs])
     conn.link_model_to_app(app, model)
     python_deployer.deploy_python_closure(conn, model, 2, "doubles", lambda xs: ["2" for _ in xs])
-    assert predict_until_model_answers(conn, app, {"input": [1.0]})["output"] == 2
+    # The frontend learns that version 2 is current from a keyspace event: poll for it.
+    eventually(lambda: predict(conn, app, {"input": [1.0]}).json()["output"], 2)
     reply = predict_until_model_answers(conn, app, {"input": [1.0], "version": "1"})
     assert (reply["output"], reply["default"]) == (1, False)
     response = predict(conn, app, {"input": [1.0], "version": "7"})
