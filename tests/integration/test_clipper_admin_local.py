@@ -515,3 +515,21 @@ def test_a_silent_management_frontend_times_out(tmp_path: Path) -> None:
             conn.get_all_apps()
         with pytest.raises(ClipperException, match="Could not reach the query frontend"):
             conn.inspect_instance()
+
+
+def test_frontend_that_never_answers_fails_start_with_its_log_and_leaves_nothing(tmp_path: Path) -> None:
+    # An external Redis that does not exist: the query frontend waits for it and never answers.
+    manager = LocalContainerManager(
+        cluster_name="no-answer", clipper_home=str(tmp_path), redis_ip="127.0.0.1",
+        redis_port=free_port(), query_port=free_port(), management_port=free_port(),
+        rpc_port=free_port(), startup_timeout_s=3.0,
+    )
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(ClipperException) as info:
+        ClipperConnection(manager).start_clipper()
+    text = str(info.value)
+    assert "did not answer" in text and "within 3.0 s. Last lines of" in text
+    assert str(manager.paths.log_dir) in text
+    assert not manager.paths.record_file.exists()
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []

@@ -89,3 +89,29 @@ def test_closure_to_another_python_minor_is_refused(image: str) -> None:
 
 def test_custom_images_are_trusted() -> None:
     check_closure_image_python("registry.example.com/team/my-model-server:3")
+
+
+def test_deploy_python_closure_refuses_another_python_before_building(tmp_path) -> None:
+    from clipper_admin import ClipperConnection, LocalContainerManager
+    from clipper_admin.deployers import python as python_deployer
+
+    conn = ClipperConnection(LocalContainerManager(cluster_name="unit", clipper_home=str(tmp_path)))
+    with pytest.raises(ClipperException, match="cloudpickle cannot load functions across Python versions"):
+        python_deployer.deploy_python_closure(
+            conn, "m", 1, "doubles", lambda xs: [str(x) for x in xs],
+            base_image="clipper/python36-closure-container:0.1.0",
+        )
+    assert not (tmp_path / "clusters").exists()  # nothing was stored
+
+
+def test_deploy_python_closure_refuses_unpicklable_functions_before_building(tmp_path) -> None:
+    from clipper_admin import ClipperConnection, LocalContainerManager
+    from clipper_admin.deployers import python as python_deployer
+
+    conn = ClipperConnection(LocalContainerManager(cluster_name="unit", clipper_home=str(tmp_path)))
+    lock = threading.Lock()
+    with pytest.raises(ClipperException, match="Could not serialize"):
+        python_deployer.deploy_python_closure(
+            conn, "m", 1, "doubles", lambda xs: [str(lock.locked()) for _ in xs]
+        )
+    assert not (tmp_path / "clusters").exists()
