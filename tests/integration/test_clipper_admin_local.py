@@ -248,6 +248,9 @@ def test_predictions_match_test_predict_function(cluster: Cluster) -> None:
         conn, app, "doubles", feature_sum, default_output="-1.0", slo_micros=3000000
     )
     assert [m["model_version"] for m in conn.get_all_models(verbose=True) if m["model_name"] == app] == ["1"]
+    assert conn.get_all_apps().count(app) == 1
+    assert conn.get_linked_models(app) == [app]
+    assert conn.get_num_replicas(app) == 1
     expected = conn.test_predict_function({"input": [1.1, 2.2, 3.3]}, feature_sum, "doubles")
     reply = predict_until_model_answers(conn, app, {"input": [1.1, 2.2, 3.3]})
     assert [str(reply["output"])] == expected
