@@ -117,10 +117,18 @@ class LocalContainerManager(ContainerManager):
             )
         with self.paths.locked():
             existing = ClusterRecord.load(self.paths)
-            if existing is not None and any(h.is_alive() for h in existing.core.values()):
+            alive = {} if existing is None else {r: h.is_alive() for r, h in existing.core.items()}
+            if alive and all(alive.values()):
                 raise ClipperException(
                     f"Cluster {self.cluster_name} cannot be started because it already exists. "
                     "Please use ClipperConnection.connect() to connect to it."
+                )
+            if any(alive.values()):
+                stopped = ", ".join(role for role, is_alive in alive.items() if not is_alive)
+                raise ClipperException(
+                    f"Cluster {self.cluster_name} is partly running ({stopped} stopped; logs in "
+                    f"{self.paths.log_dir}). Call ClipperConnection.stop_all() "
+                    "before starting it again."
                 )
             if existing is not None:
                 self.logger.info("Cleaning up the stale record of a stopped cluster")

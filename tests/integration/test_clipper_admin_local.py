@@ -536,3 +536,31 @@ def test_frontend_that_never_answers_fails_start_with_its_log_and_leaves_nothing
     assert not manager.paths.record_file.exists()
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_partly_running_cluster_must_be_stopped_before_restart(tmp_path: Path) -> None:
+    def manager() -> LocalContainerManager:
+        return LocalContainerManager(
+            cluster_name="partial", clipper_home=str(tmp_path), redis_port=free_port(),
+            query_port=free_port(), management_port=free_port(), rpc_port=free_port(),
+        )
+
+    conn = ClipperConnection(manager())
+    conn.start_clipper()
+    try:
+        record = ClusterRecord.load(conn.cm.paths)
+        assert record is not None
+        crashed = record.core["query_frontend"].process()
+        assert crashed is not None
+        crashed.kill()
+        crashed.wait(10)
+        with pytest.raises(ClipperException, match="partly running \\(query_frontend stopped"):
+            ClipperConnection(manager()).start_clipper()
+    finally:
+        conn.stop_all()
+    restarted = ClipperConnection(manager())
+    restarted.start_clipper()
+    try:
+        assert restarted.get_all_apps() == []
+    finally:
+        restarted.stop_all()
