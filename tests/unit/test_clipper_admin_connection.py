@@ -131,6 +131,11 @@ def test_package_surface_matches_the_original() -> None:
     assert clipper_admin.__version__ == "0.1.0"
     assert callable(clipper_admin.deployers.python.deploy_python_closure)
     assert "DockerContainerManager" in dir(clipper_admin)
+    # Imported on first use from clipper_admin/docker/docker_container_manager.py.
+    from clipper_admin import DockerContainerManager
+
+    assert DockerContainerManager.__module__ == "clipper_admin.docker.docker_container_manager"
+    assert issubclass(DockerContainerManager, clipper_admin.ContainerManager)
     with pytest.raises(AttributeError):
         _ = clipper_admin.NoSuchThing
 
