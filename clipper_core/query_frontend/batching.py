@@ -18,6 +18,12 @@ send time: the rest is left for queueing behind the batch, the HTTP response and
 In steady state with batch latency L a query waits about L and then takes L, so the target
 keeps ``2 L`` within about two thirds of the SLO.
 
+Overload: a replica passes its moving-average batch latency to ``take_batch``; queries with
+less time left than that cannot be answered in time and are dropped while feasible ones are
+queued (plain EDF would otherwise serve only the queries about to miss). When nothing
+feasible is queued they are sent anyway, as the original would, so late outputs still fill
+the cache.
+
 Every query future is resolved on every path: a result, ModelFailed (container error,
 crash, model removed), or :class:`QueryExpired` when its deadline passes in the queue
 (the caller's own SLO timeout normally fires first and the gateway's sweeper makes sure
@@ -65,6 +71,7 @@ AIMD_BACKOFF: Final = 0.9
 AIMD_STEP: Final = 1.0
 AIMD_MAX_BATCH_SIZE: Final = 4096
 AIMD_TARGET_FRACTION: Final = 0.5
+LATENCY_EWMA_ALPHA: Final = 0.3
 
 
 class QueryExpired(TimeoutError):
@@ -196,8 +203,10 @@ class ModelQueue:
 
     # ------------------------------------------------------------------ consumers
 
-    async def take_batch(self, limit: int) -> list[PendingQuery]:
+    async def take_batch(self, limit: int, min_budget_s: float = 0.0) -> list[PendingQuery]:
         """Wait for queued queries and take up to ``limit`` of them, most urgent first.
+
+        ``min_budget_s``: the caller's expected batch latency (see ``_pop``).
 
         Raises:
             QueueClosed: the queue was closed (before or while waiting).
@@ -205,10 +214,10 @@ class ModelQueue:
         while True:
             if self.is_closed:
                 raise QueueClosed(str(self.model))
-            batch = self._pop(limit)
+            batch = self._pop(limit, min_budget_s)
             if batch:
                 if self.batch_wait_s > 0 and len(batch) < limit:
-                    await self._top_up(batch, limit)
+                    await self._top_up(batch, limit, min_budget_s)
                 if self._heap and self._waiters:
                     self._wake_one()  # more queued than this replica took: let another pull
                 return batch
@@ -221,7 +230,7 @@ class ModelQueue:
                     self._wake_one()  # we were woken and are going away: pass the wake-up on
                 raise
 
-    async def _top_up(self, batch: list[PendingQuery], limit: int) -> None:
+    async def _top_up(self, batch: list[PendingQuery], limit: int, min_budget_s: float) -> None:
         """Delayed batching: wait ``batch_wait_s`` once, then fill the batch from the queue."""
         try:
             await asyncio.sleep(self.batch_wait_s)
@@ -230,29 +239,51 @@ class ModelQueue:
                 self.put(query)  # nothing was sent yet: give the queries back
             raise
         if self.is_closed:
-            resolve_failed(batch, ModelFailed(f"model {self.model} was removed"))
+            self._drop(batch, ModelFailed(f"model {self.model} was removed"))
             raise QueueClosed(str(self.model))
-        batch.extend(self._pop(limit - len(batch)))
+        batch.extend(self._pop(limit - len(batch), min_budget_s))
 
-    def _pop(self, limit: int) -> list[PendingQuery]:
+    def _pop(self, limit: int, min_budget_s: float = 0.0) -> list[PendingQuery]:
+        """Take up to ``limit`` live queries in deadline order.
+
+        Expired queries are dropped. With ``min_budget_s`` (the replica's expected batch
+        latency), queries that cannot be answered before their deadline are *hopeless*:
+        they are dropped when a feasible query exists (under overload, EDF would otherwise
+        spend the model on queries that all miss), and sent as usual when nothing else is
+        queued (so a model slower than the SLO still fills the cache, as in the original).
+        """
         heap = self._heap
         if not heap:
             return []
         now = asyncio.get_running_loop().time()
+        cutoff = now + min_budget_s
         batch: list[PendingQuery] = []
         expired: list[PendingQuery] = []
+        hopeless: list[PendingQuery] = []
         while heap and len(batch) < limit:
             deadline, _, query = heapq.heappop(heap)
             if query.future.done():
                 continue
-            if deadline <= now:
-                if query.latest_deadline > now:
-                    query.deadline = query.latest_deadline
-                    self.put(query)
-                else:
+            if deadline < cutoff or deadline <= now:
+                # Judge by the last caller's deadline: a coalesced caller may wait longer.
+                last = query.latest_deadline
+                if last <= now:
                     expired.append(query)
+                elif last < cutoff:
+                    query.deadline = last
+                    hopeless.append(query)
+                else:
+                    query.deadline = last
+                    heapq.heappush(heap, (last, next(self._sequence), query))
                 continue
             batch.append(query)
+        if hopeless:
+            if batch:
+                expired.extend(hopeless)
+            else:
+                batch = hopeless[:limit]
+                for query in hopeless[limit:]:
+                    heapq.heappush(heap, (query.deadline, next(self._sequence), query))
         if expired:
             self._drop(expired, QueryExpired("the deadline passed before a replica took the query"))
         return batch
@@ -347,6 +378,9 @@ class Replica:
         self._task: asyncio.Task[None] | None = None
         self._is_stopping = False
         self._is_sending = False
+        # Moving average of this replica's batch latency: queries with less time left than
+        # this are not worth sending while others can still be answered in time.
+        self.latency_estimate_s = 0.0
 
     def batch_limit(self) -> int:
         fixed = self.queue.batch_size
@@ -392,7 +426,7 @@ class Replica:
         loop = asyncio.get_running_loop()
         while not self._is_stopping:
             try:
-                batch = await queue.take_batch(self.batch_limit())
+                batch = await queue.take_batch(self.batch_limit(), self.latency_estimate_s)
             except QueueClosed:
                 return
             sent_at = loop.time()
@@ -423,6 +457,10 @@ class Replica:
                 self._is_sending = False
             latency_s = loop.time() - sent_at
             self.batches_sent += 1
+            estimate = self.latency_estimate_s
+            self.latency_estimate_s = (
+                latency_s if estimate == 0.0 else estimate + LATENCY_EWMA_ALPHA * (latency_s - estimate)
+            )
             if queue.batch_size <= 0:
                 self.policy.record(len(batch), latency_s, target_s)
             queue.complete(batch, outputs, latency_s)

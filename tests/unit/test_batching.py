@@ -416,3 +416,46 @@ async def test_replica_of_a_vanished_connection_stops_pulling() -> None:
     queue.put(make_query(b"b", now() + 10))
     await asyncio.sleep(0.01)
     assert len(sender.batches) == 1
+
+
+async def test_hopeless_queries_are_dropped_while_feasible_ones_wait() -> None:
+    queue = ModelQueue(MODEL)
+    hopeless = make_query(b"hopeless", now() + 0.01)
+    feasible = make_query(b"feasible", now() + 10)
+    queue.put(hopeless)
+    queue.put(feasible)
+    assert await queue.take_batch(5, min_budget_s=0.5) == [feasible]
+    assert isinstance(hopeless.future.exception(), QueryExpired)
+
+
+async def test_hopeless_queries_are_still_sent_when_nothing_else_is_queued() -> None:
+    queue = ModelQueue(MODEL)
+    queries = [make_query(b"%d" % i, now() + 0.01 * (i + 1)) for i in range(3)]
+    for query in queries:
+        queue.put(query)
+    assert await queue.take_batch(2, min_budget_s=5) == queries[:2]
+    assert len(queue) == 1 and not queries[2].future.done()
+
+
+async def test_a_coalesced_later_deadline_keeps_a_query_feasible() -> None:
+    queue = ModelQueue(MODEL)
+    query = make_query(b"x", now() + 0.01)
+    query.latest_deadline = now() + 10
+    other = make_query(b"y", now() + 5)
+    queue.put(query)
+    queue.put(other)
+    assert await queue.take_batch(5, min_budget_s=0.5) == [other, query]
+    assert not query.future.done()
+
+
+async def test_replica_learns_its_batch_latency() -> None:
+    queue = ModelQueue(MODEL, batch_size=1)
+    sender = RecordingSender()
+    replica = Replica(queue, 0, 0, InputType.BYTES, sender)
+    assert replica.latency_estimate_s == 0.0
+    queue.add_replica(replica)
+    query = make_query(b"a", now() + 10)
+    queue.put(query)
+    await asyncio.wait_for(query.future, 1)
+    assert 0.0 < replica.latency_estimate_s < 1.0
+    queue.close(ModelFailed("done"))
