@@ -20,8 +20,6 @@ from clipper_admin.container_manager import CLIPPER_DOCKER_LABEL
 from clipper_admin.docker import DockerContainerManager, clipper_image
 from tests.helpers import free_port
 
-pytestmark = pytest.mark.docker
-
 NOOP_IMAGE = clipper_image("noop-container")
 
 

@@ -11,11 +11,14 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+import redis
 import requests
 
 from clipper_admin import ClipperConnection, ClipperException, DockerContainerManager
 from clipper_admin.docker import clipper_version
+from clipper_core.state.schema import Db
 from tests.docker.conftest import NOOP_IMAGE, Cluster, cluster_containers, host_manager
+from tests.helpers import RedisServer, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -80,6 +83,35 @@ def test_bridge_network_cluster_serves_and_removes_its_network(
     cluster.conn.stop_all()
     assert cluster_containers(docker_client, cluster.name) == []
     assert docker_client.networks.list(names=[network]) == []
+
+
+def test_external_redis_is_used_and_not_started(
+    docker_client: docker.DockerClient, redis_clean: RedisServer
+) -> None:
+    name = f"external-{random.randint(0, 10**6)}"
+    manager = DockerContainerManager(
+        cluster_name=name,
+        clipper_query_port=free_port(),
+        clipper_management_port=free_port(),
+        clipper_rpc_port=free_port(),
+        redis_ip=redis_clean.host,
+        redis_port=redis_clean.port,
+        docker_network="host",
+    )
+    conn = ClipperConnection(manager)
+    try:
+        conn.start_clipper()
+        names = sorted(c.name.split("-")[0] for c in cluster_containers(docker_client, name))
+        assert names == ["mgmt_frontend", "query_frontend"]
+        conn.register_application("stored-outside", "doubles", "DEFAULT", 100000)
+        client = redis.Redis(host=redis_clean.host, port=redis_clean.port, db=int(Db.APPLICATION))
+        try:
+            assert client.exists("stored-outside") == 1
+        finally:
+            client.close()
+    finally:
+        conn.stop_all()
+    assert cluster_containers(docker_client, name) == []
 
 
 def test_connect_recovers_ports_from_labels(cluster: Cluster) -> None:
