@@ -186,6 +186,21 @@ async def test_predict_round_trip_and_message_ids(
         assert await asyncio.wait_for(future, 5) == [b"x", b"y"]
 
 
+async def test_large_payloads_cross_intact(
+    service: RpcService, dealers: list[RawDealer], listener: Listener
+) -> None:
+    dealer = new_dealer(service, dealers)
+    await dealer.register()
+    await wait_until(lambda: listener.added)
+    big = bytes(range(256)) * 1024  # 256 KiB: sent without a copy
+    future = service.send_batch(0, InputType.BYTES, [b"small", big, b""])
+    request = decode_from_frontend(await dealer.recv())
+    assert isinstance(request, PredictRequest)
+    assert request.inputs == [b"small", big, b""]
+    await dealer.send(encode_predict_response(Response(request.message_id, [big[::-1], b"", b"x"])))
+    assert await asyncio.wait_for(future, 5) == [big[::-1], b"", b"x"]
+
+
 async def test_wrong_output_count_fails_the_batch(
     service: RpcService, dealers: list[RawDealer], listener: Listener
 ) -> None:
