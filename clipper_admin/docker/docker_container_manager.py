@@ -27,11 +27,6 @@ from docker.models.containers import Container
 from clipper_admin.container_manager import (
     CLIPPER_DOCKER_LABEL,
     CLIPPER_DOCKER_PORT_LABELS,
-    CLIPPER_INTERNAL_MANAGEMENT_PORT,
-    CLIPPER_INTERNAL_QUERY_PORT,
-    CLIPPER_INTERNAL_REDIS_PORT,
-    CLIPPER_INTERNAL_RPC_PORT,
-    CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
     ClusterAdapter,
@@ -40,6 +35,15 @@ from clipper_admin.container_manager import (
     parse_model_container_label,
 )
 from clipper_admin.docker import docker_api_utils as api
+from clipper_admin.docker.container_specs import (
+    ContainerSpec,
+    NetworkLayout,
+    management_frontend_spec,
+    model_replica_spec,
+    query_frontend_spec,
+    redis_address_for_frontends,
+    redis_spec,
+)
 from clipper_admin.docker.images import build_model_image, clipper_image, ensure_image, push_image
 from clipper_admin.exceptions import ClipperException
 
@@ -50,7 +54,6 @@ logger = logging.getLogger(__name__)
 HOST_NETWORK: Final = "host"
 # Marks networks this library created, so stop_all deletes only those.
 CLIPPER_NETWORK_LABEL: Final = "ai.clipper.network"
-LOOPBACK_ADDRESSES: Final = frozenset({"localhost", "127.0.0.1"})
 NAME_SUFFIX_MAX: Final = 100000
 NAME_ATTEMPTS: Final = 5
 
@@ -133,16 +136,8 @@ class DockerContainerManager(ContainerManager):
         return HOST_NETWORK if self.is_host_network else None
 
     @property
-    def _bind_host(self) -> str:
-        if self.is_host_network and self.public_hostname in LOOPBACK_ADDRESSES:
-            return "127.0.0.1"
-        return "0.0.0.0"
-
-    def _published(self, internal: int, external: int) -> dict[str, Any]:
-        """``ports`` entry; clients that reach the cluster through localhost get loopback only."""
-        if self.public_hostname in LOOPBACK_ADDRESSES:
-            return {f"{internal}/tcp": ("127.0.0.1", external)}
-        return {f"{internal}/tcp": external}
+    def _layout(self) -> NetworkLayout:
+        return NetworkLayout(self.is_host_network, self.public_hostname)
 
     # ------------------------------------------------------------------ cluster lifecycle
 
@@ -161,6 +156,10 @@ class DockerContainerManager(ContainerManager):
 
         ``frontend_exporter_image`` and the ``qf_http_*`` settings are accepted for compatibility
         and unused. Leaves the manager connected.
+
+        Raises:
+            ClipperException: the cluster exists already, an image is unavailable, or a
+                container did not become healthy (with its last log lines).
         """
         if num_frontend_replicas != 1:
             raise ClipperException(
@@ -181,7 +180,31 @@ class DockerContainerManager(ContainerManager):
             images.append(self.redis_image)
         for image in images:
             ensure_image(self.docker_client, image, self._build_network_mode)
+        self._choose_ports()
 
+        layout = self._layout
+        if self.external_redis:
+            assert self.redis_ip is not None
+            redis_host, redis_port = self.redis_ip, self.redis_port
+        else:
+            self.logger.info("Starting managed Redis instance in Docker")
+            redis = self._run_healthy(redis_spec(layout, self.redis_image, self.redis_port))
+            redis_host, redis_port = redis_address_for_frontends(layout, redis.name, self.redis_port)
+        self._run_healthy(
+            management_frontend_spec(
+                layout, mgmt_frontend_image, redis_host, redis_port, self.clipper_management_port
+            )
+        )
+        self._run_healthy(
+            query_frontend_spec(
+                layout, query_frontend_image, redis_host, redis_port,
+                self.clipper_query_port, self.clipper_rpc_port, cache_size,
+            )
+        )  # fmt: skip
+        self.connect()
+
+    def _choose_ports(self) -> None:
+        """Keep each requested host port if it is free, else take another free one."""
         taken: list[int] = []
         for attr in ("redis_port", "clipper_management_port", "clipper_query_port", "clipper_rpc_port"):
             if attr == "redis_port" and self.external_redis:
@@ -190,114 +213,29 @@ class DockerContainerManager(ContainerManager):
             taken.append(port)
             setattr(self, attr, port)
 
-        redis_host, redis_port = self._start_redis()
-        self._start_management_frontend(mgmt_frontend_image, redis_host, redis_port)
-        self._start_query_frontend(query_frontend_image, redis_host, redis_port, cache_size)
-        self.connect()
-
-    def _run(self, name_prefix: str, image: str, labels: dict[str, str], **kwargs: Any) -> Container:
-        """Run a container named ``<prefix>-<rand>``, drawing a new suffix if the name is taken."""
-        run_kwargs = {**self.extra_container_kwargs, **kwargs}
-        run_kwargs["labels"] = {**self.common_labels, **labels}
+    def _run(self, spec: ContainerSpec) -> Container:
+        """Run ``spec`` named ``<prefix>-<rand>``, drawing a new suffix if the name is taken."""
+        run_kwargs = dict(self.extra_container_kwargs)
+        run_kwargs["labels"] = {**self.common_labels, **spec.labels}
+        if spec.command is not None:
+            run_kwargs["command"] = spec.command
+        if spec.environment:
+            run_kwargs["environment"] = spec.environment
+        if spec.ports:
+            run_kwargs["ports"] = spec.ports
         for attempt in range(NAME_ATTEMPTS):
-            name = f"{name_prefix}-{random.randint(0, NAME_SUFFIX_MAX)}"
+            name = f"{spec.name_prefix}-{random.randint(0, NAME_SUFFIX_MAX)}"
             try:
-                return api.run_container(self.docker_client, image, name=name, **run_kwargs)
+                return api.run_container(self.docker_client, spec.image, name=name, **run_kwargs)
             except docker.errors.APIError as e:
                 if e.status_code != 409 or attempt == NAME_ATTEMPTS - 1:
-                    raise ClipperException(f"Could not start container from {image}: {e}") from e
+                    raise ClipperException(f"Could not start container from {spec.image}: {e}") from e
         raise AssertionError("unreachable")
 
-    def _start_redis(self) -> tuple[str, int]:
-        """Start the managed Redis (unless external); returns the address frontends use."""
-        if self.external_redis:
-            assert self.redis_ip is not None
-            return self.redis_ip, self.redis_port
-        self.logger.info("Starting managed Redis instance in Docker")
-        port_label = {CLIPPER_DOCKER_PORT_LABELS["redis"]: str(self.redis_port)}
-        if self.is_host_network:
-            command = [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                self._bind_host,
-                "--protected-mode",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            container = self._run(
-                "redis",
-                self.redis_image,
-                port_label,
-                command=command,
-                environment={"REDIS_PORT": str(self.redis_port)},
-            )
-            host = "127.0.0.1"
-            port = self.redis_port
-        else:
-            container = self._run(
-                "redis",
-                self.redis_image,
-                port_label,
-                ports=self._published(CLIPPER_INTERNAL_REDIS_PORT, self.redis_port),
-            )
-            # On a bridge network the frontends reach Redis by container name.
-            host = container.name
-            port = CLIPPER_INTERNAL_REDIS_PORT
+    def _run_healthy(self, spec: ContainerSpec) -> Container:
+        container = self._run(spec)
         api.wait_for_containers([container])
-        return host, port
-
-    def _frontend_ports(self, internal: int, external: int) -> tuple[int, dict[str, Any]]:
-        """The port the process listens on, and the ``ports`` kwarg (none on the host network)."""
-        if self.is_host_network:
-            return external, {}
-        return internal, {"ports": self._published(internal, external)}
-
-    def _start_management_frontend(self, image: str, redis_host: str, redis_port: int) -> None:
-        port, publish = self._frontend_ports(CLIPPER_INTERNAL_MANAGEMENT_PORT, self.clipper_management_port)
-        command = [
-            f"--redis_ip={redis_host}",
-            f"--redis_port={redis_port}",
-            f"--host={self._bind_host}",
-            f"--port={port}",
-        ]
-        labels = {
-            CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: "",
-            CLIPPER_DOCKER_PORT_LABELS["management"]: str(self.clipper_management_port),
-        }
-        environment = {"HEALTHCHECK_URL": f"http://127.0.0.1:{port}/admin/ping"}
-        container = self._run(
-            "mgmt_frontend", image, labels, command=command, environment=environment, **publish
-        )
-        api.wait_for_containers([container])
-
-    def _start_query_frontend(self, image: str, redis_host: str, redis_port: int, cache_size: int) -> None:
-        port, publish = self._frontend_ports(CLIPPER_INTERNAL_QUERY_PORT, self.clipper_query_port)
-        rpc_port, rpc_publish = self._frontend_ports(CLIPPER_INTERNAL_RPC_PORT, self.clipper_rpc_port)
-        if publish:
-            publish["ports"].update(rpc_publish["ports"])
-        command = [
-            f"--redis_ip={redis_host}",
-            f"--redis_port={redis_port}",
-            f"--host={self._bind_host}",
-            f"--port={port}",
-            f"--rpc_service_port={rpc_port}",
-            f"--prediction_cache_size={cache_size}",
-        ]
-        labels = {
-            CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: "",
-            CLIPPER_DOCKER_PORT_LABELS["query_rest"]: str(self.clipper_query_port),
-            CLIPPER_DOCKER_PORT_LABELS["query_rpc"]: str(self.clipper_rpc_port),
-        }
-        environment = {"HEALTHCHECK_URL": f"http://127.0.0.1:{port}/metrics"}
-        container = self._run(
-            "query_frontend", image, labels, command=command, environment=environment, **publish
-        )
-        api.wait_for_containers([container])
+        return container
 
     def connect(self) -> None:
         """Recover the cluster's ports from the labels of its running containers."""
@@ -380,19 +318,11 @@ class DockerContainerManager(ContainerManager):
         if not frontends:
             self.logger.warning("No Clipper query frontend found.")
             raise ClipperException("No Clipper query frontend to attach model container to")
-        if self.is_host_network:
-            clipper_ip, clipper_port = "127.0.0.1", self.clipper_rpc_port
-        else:
-            clipper_ip, clipper_port = frontends[0].name, CLIPPER_INTERNAL_RPC_PORT
-        environment = {
-            "CLIPPER_MODEL_NAME": name,
-            "CLIPPER_MODEL_VERSION": version,
-            "CLIPPER_IP": clipper_ip,
-            "CLIPPER_PORT": str(clipper_port),
-            "CLIPPER_INPUT_TYPE": input_type,
-        }
-        labels = {CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version)}
-        return self._run(f"{name}_{version}", image, labels, environment=environment)
+        return self._run(
+            model_replica_spec(
+                self._layout, name, version, input_type, image, frontends[0].name, self.clipper_rpc_port
+            )
+        )
 
     # ------------------------------------------------------------------ image building
 

@@ -1,0 +1,162 @@
+"""What each container of a Docker cluster looks like: command, labels, environment, ports.
+
+Pure functions (no Docker calls), so the host-network and bridge layouts can be checked without
+an engine; ``DockerContainerManager`` runs the specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from clipper_admin.container_manager import (
+    CLIPPER_DOCKER_PORT_LABELS,
+    CLIPPER_INTERNAL_MANAGEMENT_PORT,
+    CLIPPER_INTERNAL_QUERY_PORT,
+    CLIPPER_INTERNAL_REDIS_PORT,
+    CLIPPER_INTERNAL_RPC_PORT,
+    CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
+    CLIPPER_MODEL_CONTAINER_LABEL,
+    CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    create_model_container_label,
+)
+
+__all__ = [
+    "ContainerSpec",
+    "NetworkLayout",
+    "management_frontend_spec",
+    "model_replica_spec",
+    "query_frontend_spec",
+    "redis_address_for_frontends",
+    "redis_spec",
+]
+
+LOOPBACK_ADDRESSES: Final = frozenset({"localhost", "127.0.0.1"})
+LOOPBACK_IP: Final = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Arguments for one ``containers.run``; the name gets a random suffix when run."""
+
+    name_prefix: str
+    image: str
+    labels: dict[str, str]
+    command: list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkLayout:
+    """How processes find each other: the host network, or a bridge with published ports."""
+
+    host_network: bool
+    public_hostname: str
+
+    @property
+    def bind_host(self) -> str:
+        """Interface the frontends listen on inside their container."""
+        if self.host_network and self.public_hostname in LOOPBACK_ADDRESSES:
+            return LOOPBACK_IP
+        return "0.0.0.0"
+
+    def listen_port(self, internal: int, external: int) -> int:
+        """On the host network a process takes its host port; on a bridge its internal one."""
+        return external if self.host_network else internal
+
+    def publish(self, internal: int, external: int) -> dict[str, Any]:
+        """``ports`` entries (none on the host network); loopback-only for localhost clients."""
+        if self.host_network:
+            return {}
+        if self.public_hostname in LOOPBACK_ADDRESSES:
+            return {f"{internal}/tcp": (LOOPBACK_IP, external)}
+        return {f"{internal}/tcp": external}
+
+
+def redis_spec(layout: NetworkLayout, image: str, port: int) -> ContainerSpec:
+    """The managed Redis; the port label lets ``connect()`` find it."""
+    labels = {CLIPPER_DOCKER_PORT_LABELS["redis"]: str(port)}
+    if not layout.host_network:
+        # The image's own command serves the internal port.
+        return ContainerSpec("redis", image, labels, ports=layout.publish(CLIPPER_INTERNAL_REDIS_PORT, port))
+    command = ["redis-server", "--port", str(port), "--bind", layout.bind_host, "--protected-mode", "no",
+               "--save", "", "--appendonly", "no"]  # fmt: skip
+    # REDIS_PORT is read by the image's HEALTHCHECK.
+    return ContainerSpec("redis", image, labels, command, {"REDIS_PORT": str(port)})
+
+
+def redis_address_for_frontends(
+    layout: NetworkLayout, redis_container_name: str, port: int
+) -> tuple[str, int]:
+    """Where the frontends reach the managed Redis: loopback, or its container name on a bridge."""
+    if layout.host_network:
+        return LOOPBACK_IP, port
+    return redis_container_name, CLIPPER_INTERNAL_REDIS_PORT
+
+
+def management_frontend_spec(
+    layout: NetworkLayout, image: str, redis_host: str, redis_port: int, port: int
+) -> ContainerSpec:
+    listen = layout.listen_port(CLIPPER_INTERNAL_MANAGEMENT_PORT, port)
+    command = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={layout.bind_host}",
+               f"--port={listen}"]  # fmt: skip
+    labels = {
+        CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: "",
+        CLIPPER_DOCKER_PORT_LABELS["management"]: str(port),
+    }
+    environment = {"HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/admin/ping"}
+    ports = layout.publish(CLIPPER_INTERNAL_MANAGEMENT_PORT, port)
+    return ContainerSpec("mgmt_frontend", image, labels, command, environment, ports)
+
+
+def query_frontend_spec(
+    layout: NetworkLayout,
+    image: str,
+    redis_host: str,
+    redis_port: int,
+    port: int,
+    rpc_port: int,
+    cache_size: int,
+) -> ContainerSpec:
+    listen = layout.listen_port(CLIPPER_INTERNAL_QUERY_PORT, port)
+    rpc_listen = layout.listen_port(CLIPPER_INTERNAL_RPC_PORT, rpc_port)
+    command = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={layout.bind_host}",
+               f"--port={listen}", f"--rpc_service_port={rpc_listen}",
+               f"--prediction_cache_size={cache_size}"]  # fmt: skip
+    labels = {
+        CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: "",
+        CLIPPER_DOCKER_PORT_LABELS["query_rest"]: str(port),
+        CLIPPER_DOCKER_PORT_LABELS["query_rpc"]: str(rpc_port),
+    }
+    environment = {"HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/metrics"}
+    ports = {
+        **layout.publish(CLIPPER_INTERNAL_QUERY_PORT, port),
+        **layout.publish(CLIPPER_INTERNAL_RPC_PORT, rpc_port),
+    }
+    return ContainerSpec("query_frontend", image, labels, command, environment, ports)
+
+
+def model_replica_spec(
+    layout: NetworkLayout,
+    name: str,
+    version: str,
+    input_type: str,
+    image: str,
+    query_frontend_name: str,
+    rpc_port: int,
+) -> ContainerSpec:
+    """A model replica with the original's environment, plus ``CLIPPER_PORT``."""
+    if layout.host_network:
+        clipper_ip, clipper_port = LOOPBACK_IP, rpc_port
+    else:
+        clipper_ip, clipper_port = query_frontend_name, CLIPPER_INTERNAL_RPC_PORT
+    environment = {
+        "CLIPPER_MODEL_NAME": name,
+        "CLIPPER_MODEL_VERSION": version,
+        "CLIPPER_IP": clipper_ip,
+        "CLIPPER_PORT": str(clipper_port),
+        "CLIPPER_INPUT_TYPE": input_type,
+    }
+    labels = {CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version)}
+    return ContainerSpec(f"{name}_{version}", image, labels, environment=environment)

@@ -1,0 +1,84 @@
+"""Container specs of a Docker cluster, for the host network and for a bridge network."""
+
+from __future__ import annotations
+
+from clipper_admin.container_manager import (
+    CLIPPER_DOCKER_PORT_LABELS,
+    CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
+    CLIPPER_MODEL_CONTAINER_LABEL,
+    CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+)
+from clipper_admin.docker.container_specs import (
+    NetworkLayout,
+    management_frontend_spec,
+    model_replica_spec,
+    query_frontend_spec,
+    redis_address_for_frontends,
+    redis_spec,
+)
+
+HOST = NetworkLayout(host_network=True, public_hostname="localhost")
+BRIDGE = NetworkLayout(host_network=False, public_hostname="localhost")
+BRIDGE_PUBLIC = NetworkLayout(host_network=False, public_hostname="10.0.0.5")
+
+
+def test_host_network_processes_take_their_host_ports_by_flag() -> None:
+    redis = redis_spec(HOST, "img/redis", 16379)
+    assert redis.command is not None
+    assert redis.command[:5] == ["redis-server", "--port", "16379", "--bind", "127.0.0.1"]
+    assert redis.environment == {"REDIS_PORT": "16379"}
+    assert redis.ports == {}
+    assert redis.labels == {CLIPPER_DOCKER_PORT_LABELS["redis"]: "16379"}
+    assert redis_address_for_frontends(HOST, "redis-1", 16379) == ("127.0.0.1", 16379)
+
+    mgmt = management_frontend_spec(HOST, "img/mgmt", "127.0.0.1", 16379, 11338)
+    assert mgmt.command == ["--redis_ip=127.0.0.1", "--redis_port=16379", "--host=127.0.0.1", "--port=11338"]
+    assert mgmt.environment["HEALTHCHECK_URL"] == "http://127.0.0.1:11338/admin/ping"
+    assert mgmt.ports == {}
+    assert mgmt.labels == {
+        CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: "",
+        CLIPPER_DOCKER_PORT_LABELS["management"]: "11338",
+    }
+
+    query = query_frontend_spec(HOST, "img/qf", "127.0.0.1", 16379, 11337, 17000, 1024)
+    assert query.command == [
+        "--redis_ip=127.0.0.1", "--redis_port=16379", "--host=127.0.0.1", "--port=11337",
+        "--rpc_service_port=17000", "--prediction_cache_size=1024",
+    ]  # fmt: skip
+    assert query.ports == {}
+    assert query.labels[CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL] == ""
+    assert query.labels[CLIPPER_DOCKER_PORT_LABELS["query_rest"]] == "11337"
+    assert query.labels[CLIPPER_DOCKER_PORT_LABELS["query_rpc"]] == "17000"
+
+    model = model_replica_spec(HOST, "m", "1", "doubles", "img/m", "query_frontend-7", 17000)
+    assert model.environment == {
+        "CLIPPER_MODEL_NAME": "m",
+        "CLIPPER_MODEL_VERSION": "1",
+        "CLIPPER_IP": "127.0.0.1",
+        "CLIPPER_PORT": "17000",
+        "CLIPPER_INPUT_TYPE": "doubles",
+    }
+    assert model.labels == {CLIPPER_MODEL_CONTAINER_LABEL: "m_1"}
+    assert model.name_prefix == "m_1"
+
+
+def test_bridge_network_uses_internal_ports_published_on_requested_ones() -> None:
+    redis = redis_spec(BRIDGE, "img/redis", 16379)
+    assert redis.command is None
+    assert redis.ports == {"6379/tcp": ("127.0.0.1", 16379)}
+    assert redis_address_for_frontends(BRIDGE, "redis-1", 16379) == ("redis-1", 6379)
+
+    mgmt = management_frontend_spec(BRIDGE, "img/mgmt", "redis-1", 6379, 11338)
+    assert "--host=0.0.0.0" in (mgmt.command or [])
+    assert "--port=1338" in (mgmt.command or [])
+    assert mgmt.ports == {"1338/tcp": ("127.0.0.1", 11338)}
+    assert mgmt.labels[CLIPPER_DOCKER_PORT_LABELS["management"]] == "11338"
+
+    query = query_frontend_spec(BRIDGE_PUBLIC, "img/qf", "redis-1", 6379, 11337, 17000, 1024)
+    assert "--rpc_service_port=7000" in (query.command or [])
+    assert query.ports == {"1337/tcp": 11337, "7000/tcp": 17000}
+    assert query.environment["HEALTHCHECK_URL"] == "http://127.0.0.1:1337/metrics"
+
+    model = model_replica_spec(BRIDGE, "m", "1", "doubles", "img/m", "query_frontend-7", 17000)
+    assert model.environment["CLIPPER_IP"] == "query_frontend-7"
+    assert model.environment["CLIPPER_PORT"] == "7000"
