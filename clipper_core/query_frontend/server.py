@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # DB 3 (containers) belongs to the gateway's RPC service; the registry needs the rest.
 REGISTRY_DBS: Final = (Db.MODEL, Db.APPLICATION, Db.METADATA, Db.APP_MODEL_LINKS)
 SUBSCRIBE_TIMEOUT_S: Final = 30.0
+STOP_ATTEMPTS: Final = 50
+STOP_ATTEMPT_S: Final = 0.1
 
 
 async def _after(
@@ -123,9 +125,15 @@ class QueryFrontend:
 
     @staticmethod
     async def _stop_task(task: asyncio.Task[None]) -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # redis-py's pub/sub read can swallow a cancellation that lands at the wrong moment
+        # (redis/redis-py#2028-style races), leaving the task listening; so cancel again until
+        # it really ends, and never wait for it unbounded.
+        for _ in range(STOP_ATTEMPTS):
+            task.cancel()
+            done, _pending = await asyncio.wait({task}, timeout=STOP_ATTEMPT_S)
+            if done:
+                return
+        logger.warning("The keyspace watcher did not stop after %d cancellations", STOP_ATTEMPTS)
 
     def _health(self) -> dict[str, Any]:
         """``healthy`` is False once the keyspace watcher has died (config would go stale)."""
