@@ -1,17 +1,15 @@
 """The query frontend end to end: real redis-server, the real gateway, real closure containers.
 
-The frontend runs in-process (so tests can wait on its registry and gateway); one test runs it as
-``python -m clipper_core.query_frontend``. State is written through ``StateStore`` as the
-management frontend would. Containers are ``python -m containers.python.closure_container``
-subprocesses serving cloudpickled functions.
+The frontend runs in-process (so tests can wait on its registry and gateway); the process-level
+tests (flags, signals, start-up failures) are in ``test_query_frontend_process.py``. State is
+written through ``StateStore`` as the management frontend would. Containers are
+``python -m containers.python.closure_container`` subprocesses serving cloudpickled functions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,12 +20,11 @@ import aiohttp
 import cloudpickle
 import pytest
 
-from clipper_core.errors import StateError
 from clipper_core.query_frontend.server import QueryFrontend
 from clipper_core.rpc import InputType
 from clipper_core.settings import QuerySettings, RedisOptions
 from clipper_core.state import AppInfo, ModelId, ModelInfo, RedisSettings, StateStore
-from tests.helpers import PYTHON, RedisServer, free_port, stop_process, wait_for_port
+from tests.helpers import PYTHON, RedisServer, free_port, stop_process
 
 NO_CONNECTED = "No connected models found for query"
 SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
@@ -490,129 +487,6 @@ async def test_deleting_a_model_version_takes_it_out_of_rotation(
     assert body["default"] is True
 
 
-# ------------------------------------------------------------------------------- as a process
-
-
-def test_runs_as_a_module_and_stops_on_sigterm(
-    redis_clean: RedisServer, subprocess_env: dict[str, str]
-) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "clipper_core.query_frontend",
-            "--redis_ip",
-            redis_clean.host,
-            "--redis_port",
-            str(redis_clean.port),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--rpc_host",
-            "127.0.0.1",
-            "--rpc_service_port",
-            str(free_port()),
-            "--thread_pool_size",
-            "4",
-            "--timeout_request",
-            "5",
-            "--timeout_content",
-            "300",
-        ],
-        env=subprocess_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout_s=30)
-        import requests
-
-        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
-        assert health.status_code == 200 and health.json()["status"] == "ok"
-        missing = requests.post(f"http://127.0.0.1:{port}/none/predict", json={"input": [1.0]}, timeout=10)
-        assert missing.status_code == 404
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-    finally:
-        stop_process(process)
-
-
-def test_negative_cache_size_exits_with_a_message(subprocess_env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "clipper_core.query_frontend", "--prediction_cache_size", "-1"],
-        env=subprocess_env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert b"--prediction_cache_size" in result.stderr and b"negative" in result.stderr
-
-
-def test_unreachable_redis_keeps_retrying_rather_than_crashing(subprocess_env: dict[str, str]) -> None:
-    port = free_port()
-    env = dict(subprocess_env, CLIPPER_REDIS_PORT=str(free_port()), CLIPPER_PORT=str(port))
-    process = subprocess.Popen(
-        [PYTHON, "-m", "clipper_core.query_frontend", "--redis_ip", "127.0.0.1", "--host", "127.0.0.1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        time.sleep(2)
-        assert process.poll() is None  # still waiting for Redis, as the original's retry loop
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
-    finally:
-        stop_process(process)
-    assert b"Waiting for Redis" in process.stderr.read()  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def redis_without_config(tmp_path: Path) -> Iterator[int]:
-    """A redis-server whose CONFIG command is disabled (as on many managed Redis services)."""
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-            "--rename-command",
-            "CONFIG",
-            "",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield port
-    finally:
-        stop_process(redis)
-
-
-async def test_forbidden_config_command_fails_start_up_with_a_clear_error(redis_without_config: int) -> None:
-    settings = QuerySettings(
-        redis=RedisOptions("127.0.0.1", redis_without_config),
-        host="127.0.0.1",
-        port=0,
-        rpc_host="127.0.0.1",
-        rpc_service_port=free_port(),
-    )
-    with pytest.raises(StateError) as info:
-        await QueryFrontend.start(settings)
-    assert "notify-keyspace-events" in info.value.cause
-    assert "Allow the CONFIG command" in info.value.cause
-
-
 async def test_healthz_reports_a_dead_keyspace_watcher(
     frontend: QueryFrontend, http: aiohttp.ClientSession
 ) -> None:
@@ -625,26 +499,3 @@ async def test_healthz_reports_a_dead_keyspace_watcher(
     async with http.get(url) as response:
         assert response.status == 503
         assert (await response.json())["status"] == "unhealthy"
-
-
-def test_rest_port_in_use_exits_with_a_message(
-    redis_clean: RedisServer, subprocess_env: dict[str, str]
-) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [
-                PYTHON, "-m", "clipper_core.query_frontend",
-                "--redis_ip", redis_clean.host, "--redis_port", str(redis_clean.port),
-                "--host", "127.0.0.1", "--port", str(port),
-                "--rpc_host", "127.0.0.1", "--rpc_service_port", str(free_port()),
-            ],
-            env=subprocess_env,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )  # fmt: skip
-    assert result.returncode == 1
-    assert b"Query frontend cannot run" in result.stderr
