@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -244,6 +245,23 @@ async def _open_loop(url: str, rate_qps: float, duration_s: float, bound_ms: flo
     return OpenLoopResult(load, share_within(served_latencies), share_within(ordered), max_lag * 1000)
 
 
+def run_open_loop_process(url: str, rate_qps: float, duration_s: float, bound_ms: float) -> OpenLoopResult:
+    """:func:`run_open_loop` in a child process, so the caller's threads (metrics sampling) cannot
+    stall the generator's event loop through the GIL."""
+    command = [sys.executable, "-m", "benchmarks.loadgen", "open-loop", url, str(rate_qps),
+               str(duration_s), str(bound_ms)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 120,
+                               check=False, cwd=Path(__file__).resolve().parent.parent)
+    line = next((x for x in completed.stdout.splitlines() if x.startswith(WRK_MARKER)), None)
+    if completed.returncode != 0 or line is None:
+        raise RuntimeError(f"open-loop generator failed: {completed.stdout} {completed.stderr}")
+    data = json.loads(line[len(WRK_MARKER):])
+    load = data.pop("load")
+    for derived in ("qps", "goodput_qps"):
+        load.pop(derived)
+    return OpenLoopResult(LoadResult(**load), **data)
+
+
 def run_open_loop(url: str, rate_qps: float, duration_s: float, bound_ms: float) -> OpenLoopResult:
     """Send at a fixed rate whatever the server does (like wrk2); count answers within ``bound_ms``.
 
@@ -263,3 +281,24 @@ def _run(coroutine):  # type: ignore[no-untyped-def]
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(coroutine)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.loadgen open-loop URL RATE DURATION BOUND_MS``: one JSON line."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 5 or args[0] != "open-loop":
+        sys.stderr.write(main.__doc__ + "\n")
+        return 2
+    result = run_open_loop(args[1], float(args[2]), float(args[3]), float(args[4]))
+    payload = {
+        "load": result.load.to_dict(),
+        "within_ms_share": result.within_ms_share,
+        "within_ms_share_from_schedule": result.within_ms_share_from_schedule,
+        "max_send_lag_ms": result.max_send_lag_ms,
+    }
+    sys.stdout.write(WRK_MARKER + json.dumps(payload) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

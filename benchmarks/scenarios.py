@@ -196,7 +196,7 @@ def overload(config: BenchConfig, cluster: Cluster) -> dict[str, object]:
     bound_ms = config.slow_slo_us / 1000 + 5
     rss_before = rss_bytes(cluster.query_pid)
     with MetricsSampler(cluster, "slow", period_s=0.5) as sampler:
-        result = loadgen.run_open_loop(url, 2 * capacity_qps, config.overload_duration_s, bound_ms)
+        result = loadgen.run_open_loop_process(url, 2 * capacity_qps, config.overload_duration_s, bound_ms)
     time.sleep(1.0)  # let late model replies drain before the "after" reading
     rss_after = rss_bytes(cluster.query_pid)
     load = result.load
@@ -215,6 +215,7 @@ def overload(config: BenchConfig, cluster: Cluster) -> dict[str, object]:
         "max_ms": round(load.max_ms, 2),
         "generator_max_send_lag_ms": round(result.max_send_lag_ms, 2),
         "max_queue_length": sampler.max_queue_length(),
+        "batch_size_over_time": [[round(t, 2), round(s, 2)] for t, s in sampler.batch_series()],
         "rss_before_mb": round(rss_before / MIB, 1),
         "rss_during_max_mb": round((sampler.max_rss_bytes() or 0) / MIB, 1),
         "rss_after_mb": round(rss_after / MIB, 1),
