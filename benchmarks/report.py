@@ -121,16 +121,17 @@ def evaluate_targets(figures: dict[str, Any]) -> list[Target]:
 
 
 def table(figures: dict[str, Any], targets: list[Target] | None) -> str:
-    lines = [f"{'scenario':44} {'qps':>9} {'good/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}"]
+    lines = [f"{'scenario':52} {'qps':>9} {'good/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}"]
 
     def row(label: str, r: dict[str, Any] | None, ratio_value: Any = "") -> None:
         if r:
-            lines.append(f"{label:44} {r['qps']:>9.0f} {r['goodput_qps']:>9.0f} {r['p50_ms']:>8.2f} "
+            lines.append(f"{label:52} {r['qps']:>9.0f} {r['goodput_qps']:>9.0f} {r['p50_ms']:>8.2f} "
                          f"{r['p99_ms']:>8.2f} {ratio_value!s:>7}")
 
     for concurrency, m in (_get(figures, "noop", "by_concurrency") or {}).items():
         row(f"reference c={concurrency}", m.get("reference"))
-        row(f"no-op adaptive c={concurrency}", m.get("frontend"), m.get("ratio_to_reference"))
+        row(f"no-op adaptive c={concurrency} (mean batch {m.get('frontend_mean_batch_size')})",
+            m.get("frontend"), m.get("ratio_to_reference"))
         if "frontend_fixed_batch_1" in m:
             row(f"no-op fixed batch 1 c={concurrency}", m["frontend_fixed_batch_1"],
                 m.get("adaptive_over_fixed_batch_1"))

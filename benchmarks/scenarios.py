@@ -24,7 +24,7 @@ import requests
 from benchmarks import loadgen
 from benchmarks.cluster import LOOPBACK, MODEL_VERSION, Cluster, child_env, free_port, rss_bytes, stop
 from benchmarks.loadgen import LoadResult
-from benchmarks.metrics_probe import MetricsSampler
+from benchmarks.metrics_probe import MetricsSampler, read_prometheus
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,14 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 3) if denominator > 0 else 0.0
 
 
+def _mean_batch(before: tuple[float | None, ...], after: tuple[float | None, ...]) -> float | None:
+    """Mean batch size between two Prometheus readings of (sum, count, queue)."""
+    if None in (before[0], before[1], after[0], after[1]):
+        return None
+    batches = after[1] - before[1]  # type: ignore[operator]
+    return round((after[0] - before[0]) / batches, 2) if batches else None  # type: ignore[operator]
+
+
 # ---- load generator check ------------------------------------------------------------------
 def loadgen_check(config: BenchConfig, reference: ReferenceServer) -> dict[str, object]:
     """wrk versus the Python closed-loop client against the bare server: the faster one is chosen."""
@@ -136,7 +144,10 @@ def noop_and_cache(config: BenchConfig, cluster: Cluster, reference: ReferenceSe
         if concurrency == 1:
             fixed_url = cluster.predict_url("noopfixed1")
             runs["frontend_fixed_batch_1"] = lambda u=fixed_url: loadgen.run_closed_loop(u, 1, d)
+        before = read_prometheus(cluster.metrics_prometheus(), "noop")
         measured = {name: summary(results) for name, results in interleaved(config, runs).items()}
+        measured["frontend_mean_batch_size"] = _mean_batch(before, read_prometheus(
+            cluster.metrics_prometheus(), "noop"))
         measured["ratio_to_reference"] = ratio(
             measured["frontend"]["goodput_qps"], measured["reference"]["goodput_qps"]
         )
