@@ -121,12 +121,15 @@ def evaluate_targets(figures: dict[str, Any]) -> list[Target]:
 
 
 def table(figures: dict[str, Any], targets: list[Target] | None) -> str:
-    lines = [f"{'scenario':52} {'qps':>9} {'good/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}"]
+    lines = [f"{'scenario':52} {'qps':>9} {'good/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7} "
+             f"{'cpu us/req':>10}"]
 
     def row(label: str, r: dict[str, Any] | None, ratio_value: Any = "") -> None:
         if r:
+            # CPU per request of the serving process (bare server or query frontend), if measured.
+            cpu = r.get("cpu_us_per_request_server", r.get("cpu_us_per_request_frontend", ""))
             lines.append(f"{label:52} {r['qps']:>9.0f} {r['goodput_qps']:>9.0f} {r['p50_ms']:>8.2f} "
-                         f"{r['p99_ms']:>8.2f} {ratio_value!s:>7}")
+                         f"{r['p99_ms']:>8.2f} {ratio_value!s:>7} {cpu!s:>10}")
 
     for concurrency, m in (_get(figures, "noop", "by_concurrency") or {}).items():
         row(f"reference c={concurrency}", m.get("reference"))

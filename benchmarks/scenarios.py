@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cloudpickle
 import numpy as np
+import psutil
 import requests
 
 from benchmarks import loadgen
@@ -93,9 +94,34 @@ def interleaved(
     return results
 
 
+def with_cpu(run: Callable[[], LoadResult], pids: dict[str, int]) -> Callable[[], LoadResult]:
+    """Wrap a load run to also record the CPU time each server process spent per request.
+
+    CPU microseconds per request hardly depend on what else the machine runs, unlike qps, so they
+    show the serving cost even on a busy host."""
+
+    def cpu_seconds(pid: int) -> float:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+
+    def measured() -> LoadResult:
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        result = run()
+        for name, pid in pids.items():
+            spent = cpu_seconds(pid) - before[name]
+            result.extra[f"cpu_us_per_request_{name}"] = (
+                round(spent / result.requests * 1e6, 1) if result.requests else 0.0)
+        return result
+
+    return measured
+
+
 def summary(results: list[LoadResult]) -> dict[str, object]:
     """Median figures over rounds plus every round's raw result."""
+    cpu = {key: round(statistics.median(r.extra[key] for r in results), 1)
+           for key in results[0].extra if key.startswith("cpu_us_per_request_")}
     return {
+        **cpu,
         "qps": round(_median(results, "qps"), 1),
         "goodput_qps": round(_median(results, "goodput_qps"), 1),
         "p50_ms": round(_median(results, "p50_ms"), 3),
@@ -132,14 +158,19 @@ def loadgen_check(config: BenchConfig, reference: ReferenceServer) -> dict[str, 
 
 # ---- (a) no-op overhead, (c) cache hits, concurrency-1 batching cost -------------------------
 def noop_and_cache(config: BenchConfig, cluster: Cluster, reference: ReferenceServer) -> dict[str, object]:
-    cluster.deploy("noop", "noop", "noop", slo_micros=config.noop_slo_us, batch_size=-1)
+    noop = cluster.deploy("noop", "noop", "noop", slo_micros=config.noop_slo_us, batch_size=-1)
     cluster.deploy("noopfixed1", "noopfixed1", "noop", slo_micros=config.noop_slo_us, batch_size=1)
     d = config.duration_s
+    reference_pids = {"server": reference.process.pid}
+    frontend_pids = {"frontend": cluster.query_pid, "container": noop.process.pid}
+    noop_url = cluster.predict_url("noop")
     figures: dict[str, object] = {"by_concurrency": {}}
     for concurrency in config.concurrencies:
         runs = {
-            "reference": lambda c=concurrency: loadgen.run_closed_loop(reference.url(), c, d),
-            "frontend": lambda c=concurrency: loadgen.run_closed_loop(cluster.predict_url("noop"), c, d),
+            "reference": with_cpu(lambda c=concurrency: loadgen.run_closed_loop(reference.url(), c, d),
+                                  reference_pids),
+            "frontend": with_cpu(lambda c=concurrency: loadgen.run_closed_loop(noop_url, c, d),
+                                 frontend_pids),
         }
         if concurrency == 1:
             fixed_url = cluster.predict_url("noopfixed1")
@@ -161,9 +192,10 @@ def noop_and_cache(config: BenchConfig, cluster: Cluster, reference: ReferenceSe
     concurrency = max(c for c in config.concurrencies if c <= 32)
     requests.post(cluster.predict_url("noop"), json={"input": [1.5]}, timeout=5)
     runs = {
-        "reference": lambda: loadgen.run_closed_loop(reference.url(), concurrency, d, same_input=True),
-        "frontend_cache_hits": lambda: loadgen.run_closed_loop(
-            cluster.predict_url("noop"), concurrency, d, same_input=True),
+        "reference": with_cpu(lambda: loadgen.run_closed_loop(
+            reference.url(), concurrency, d, same_input=True), reference_pids),
+        "frontend_cache_hits": with_cpu(lambda: loadgen.run_closed_loop(
+            cluster.predict_url("noop"), concurrency, d, same_input=True), frontend_pids),
     }
     cache = {name: summary(results) for name, results in interleaved(config, runs).items()}
     cache["concurrency"] = concurrency
