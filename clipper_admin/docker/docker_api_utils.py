@@ -101,7 +101,8 @@ def find_unbound_port(
 def create_network(client: docker.DockerClient, name: str, labels: dict[str, str]) -> bool:
     """Create a bridge network unless it exists; True when this call created it."""
     try:
-        if client.networks.list(names=[name]):
+        # The engine's name filter matches substrings; compare exactly.
+        if any(network.name == name for network in client.networks.list(names=[name])):
             return False
         client.networks.create(name, check_duplicate=True, labels=labels)
         return True

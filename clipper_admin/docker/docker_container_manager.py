@@ -404,6 +404,8 @@ class DockerContainerManager(ContainerManager):
         if self.is_host_network:
             return
         for network in self.docker_client.networks.list(names=[self.docker_network]):
+            if network.name != self.docker_network:  # the engine's name filter matches substrings
+                continue
             network.reload()
             if (network.attrs.get("Labels") or {}).get(CLIPPER_NETWORK_LABEL) and not network.attrs.get(
                 "Containers"
