@@ -121,6 +121,7 @@ class FlagReader:
         self._parsers: dict[str, Callable[[str], object]] = {}
         self._defaults: dict[str, object] = {}
         self._extra_env: dict[str, tuple[str, ...]] = {}
+        self._env_names: dict[str, str] = {}
         self._namespace: argparse.Namespace | None = None
 
     def add(
@@ -130,8 +131,15 @@ class FlagReader:
         default: T,
         help_text: str,
         extra_env: tuple[str, ...] = (),
+        env: str | None = None,
     ) -> None:
-        """Declare ``--<flag>``; ``extra_env`` are fallbacks consulted after ``CLIPPER_<FLAG>``."""
+        """Declare ``--<flag>``; ``extra_env`` are fallbacks consulted after ``CLIPPER_<FLAG>``.
+
+        ``env`` replaces ``CLIPPER_<FLAG>`` where that name would mean something else, e.g.
+        ``CLIPPER_PORT`` is the model containers' RPC port, not a frontend's REST port.
+        """
+        if env is not None:
+            self._env_names[flag] = env
         env_names = (self.env_name(flag), *extra_env)
         self.parser.add_argument(
             f"--{flag}",
@@ -144,9 +152,8 @@ class FlagReader:
         self._defaults[flag] = default
         self._extra_env[flag] = extra_env
 
-    @staticmethod
-    def env_name(flag: str) -> str:
-        return ENV_PREFIX + flag.upper()
+    def env_name(self, flag: str) -> str:
+        return self._env_names.get(flag, ENV_PREFIX + flag.upper())
 
     def parse_args(self, argv: Sequence[str]) -> None:
         self._namespace = self.parser.parse_args(list(argv))
@@ -255,8 +262,10 @@ class ManagementSettings:
             "clipper-management-frontend", "Clipper management REST API (/admin/*)", environ
         )
         RedisOptions.declare(flags)
-        flags.add("host", parse_host, "0.0.0.0", "address to listen on")
-        flags.add("port", parse_port, DEFAULT_MANAGEMENT_PORT, "port to listen on")
+        flags.add("host", parse_host, "0.0.0.0", "address to listen on", env="CLIPPER_MANAGEMENT_HOST")
+        flags.add(
+            "port", parse_port, DEFAULT_MANAGEMENT_PORT, "port to listen on", env="CLIPPER_MANAGEMENT_PORT"
+        )
         LoggingOptions.declare(flags)
         flags.parse_args(argv)
         return cls(
@@ -298,8 +307,8 @@ class QuerySettings:
         """
         flags = FlagReader("clipper-query-frontend", "Clipper query REST API and model RPC service", environ)
         RedisOptions.declare(flags)
-        flags.add("host", parse_host, "0.0.0.0", "address the REST API listens on")
-        flags.add("port", parse_port, DEFAULT_QUERY_PORT, "REST port")
+        flags.add("host", parse_host, "0.0.0.0", "address the REST API listens on", env="CLIPPER_QUERY_HOST")
+        flags.add("port", parse_port, DEFAULT_QUERY_PORT, "REST port", env="CLIPPER_QUERY_PORT")
         flags.add("rpc_host", parse_host, "0.0.0.0", "address the ZeroMQ RPC service binds")
         flags.add("rpc_service_port", parse_port, DEFAULT_RPC_SERVICE_PORT, "ZeroMQ RPC service port")
         flags.add(

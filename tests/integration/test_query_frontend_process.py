@@ -77,7 +77,7 @@ def test_negative_cache_size_exits_with_a_message(subprocess_env: dict[str, str]
 
 def test_unreachable_redis_keeps_retrying_rather_than_crashing(subprocess_env: dict[str, str]) -> None:
     port = free_port()
-    env = dict(subprocess_env, CLIPPER_REDIS_PORT=str(free_port()), CLIPPER_PORT=str(port))
+    env = dict(subprocess_env, CLIPPER_REDIS_PORT=str(free_port()), CLIPPER_QUERY_PORT=str(port))
     process = subprocess.Popen(
         [PYTHON, "-m", "clipper_core.query_frontend", "--redis_ip", "127.0.0.1", "--host", "127.0.0.1"],
         env=env,

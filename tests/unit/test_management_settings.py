@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipper_core.settings import LoggingOptions, ManagementSettings, RedisOptions
+from clipper_core.settings import LoggingOptions, ManagementSettings, QuerySettings, RedisOptions
 
 
 def test_defaults_are_the_originals() -> None:
@@ -27,7 +27,7 @@ def test_flags_in_both_spellings() -> None:
 
 
 def test_environment_supplies_defaults_and_the_flag_wins() -> None:
-    env = {"CLIPPER_REDIS_IP": "redis", "CLIPPER_REDIS_PORT": "6380", "CLIPPER_PORT": "2000"}
+    env = {"CLIPPER_REDIS_IP": "redis", "CLIPPER_REDIS_PORT": "6380", "CLIPPER_MANAGEMENT_PORT": "2000"}
     assert ManagementSettings.parse([], env).redis == RedisOptions("redis", 6380, None)
     assert ManagementSettings.parse([], env).port == 2000
     assert ManagementSettings.parse(["--port", "3000", "--redis_ip", "x"], env).port == 3000
@@ -60,3 +60,11 @@ def test_bad_values_exit_with_a_message(
         ManagementSettings.parse(argv, env)
     assert info.value.code == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_model_containers_port_variable_does_not_move_the_frontends() -> None:
+    # CLIPPER_PORT is the model containers' RPC port (original contract), never a REST port.
+    env = {"CLIPPER_PORT": "7000"}
+    assert ManagementSettings.parse([], env).port == 1338
+    assert QuerySettings.parse([], env).port == 1337
+    assert QuerySettings.parse([], {"CLIPPER_QUERY_PORT": "2001"}).port == 2001
