@@ -341,3 +341,21 @@ async def test_real_closure_container(
     with pytest.raises(ModelFailed, match="boom requested"):
         await gateway.predict(model, b"boom", deadline_in(10))
     assert await gateway.predict(model, b"after", deadline_in(10)) == b"AFTER"
+
+
+async def test_a_failure_reaches_every_coalesced_caller(gateway: ModelGateway) -> None:
+    release = asyncio.Event()
+
+    async def failing(inputs: list[bytes]) -> list[bytes]:
+        await release.wait()
+        raise RuntimeError("model broke")
+
+    async with await connect(gateway, handler=failing) as container:
+        calls = [asyncio.create_task(gateway.predict(MODEL, b"same", deadline_in(5))) for _ in range(3)]
+        await wait_until(lambda: len(container.requests) == 1)
+        release.set()
+        for call in calls:
+            with pytest.raises(ModelFailed, match="model broke"):
+                await call
+        assert len(container.requests) == 1
+        assert gateway.cache.get_pending((MODEL.name, MODEL.version, b"same")) is None

@@ -459,3 +459,30 @@ async def test_replica_learns_its_batch_latency() -> None:
     await asyncio.wait_for(query.future, 1)
     assert 0.0 < replica.latency_estimate_s < 1.0
     queue.close(ModelFailed("done"))
+
+
+async def test_replica_backs_off_when_a_batch_exceeds_its_latency_target() -> None:
+    class SlowSender(RecordingSender):
+        async def send_batch(
+            self, connection_id: int, input_type: InputType, inputs: Sequence[bytes]
+        ) -> list[bytes]:
+            self.batches.append(list(inputs))
+            await asyncio.sleep(0.05)
+            return list(inputs)
+
+    queue = ModelQueue(MODEL)
+    policy = AimdPolicy()
+    policy.limit = 5.0
+    queue.add_replica(Replica(queue, 0, 0, InputType.BYTES, SlowSender(), policy))
+    # 1 s left: target 0.5 s, the batch takes 0.05 s -> grow (it was full).
+    full = [make_query(b"%d" % i, now() + 1) for i in range(5)]
+    for query in full:
+        queue.put(query)
+    await asyncio.wait_for(asyncio.gather(*(q.future for q in full)), 2)
+    assert policy.limit == 6.0
+    # 60 ms left: target 30 ms < 50 ms -> back off by 10%.
+    tight = make_query(b"tight", now() + 0.06)
+    queue.put(tight)
+    await asyncio.wait_for(tight.future, 2)
+    assert policy.limit == pytest.approx(5.4)
+    queue.close(ModelFailed("done"))
