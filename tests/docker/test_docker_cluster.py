@@ -15,7 +15,7 @@ import redis
 import requests
 
 from clipper_admin import ClipperConnection, ClipperException, DockerContainerManager
-from clipper_admin.docker import clipper_version
+from clipper_admin.docker import clipper_image, clipper_version
 from clipper_core.state.schema import Db
 from tests.docker.conftest import NOOP_IMAGE, Cluster, cluster_containers, host_manager
 from tests.helpers import RedisServer, free_port
@@ -49,7 +49,7 @@ def test_two_clusters_side_by_side(
         assert predict_until_answered(cluster.conn.get_query_addr(), "app")["output"] == 1.0
         assert len(cluster_containers(docker_client, cluster.name)) == 4
 
-    alpha.conn.stop_all()
+    alpha.conn.stop_all(graceful=False)
 
     assert cluster_containers(docker_client, alpha.name) == []
     assert len(cluster_containers(docker_client, beta.name)) == 4
@@ -112,6 +112,22 @@ def test_external_redis_is_used_and_not_started(
     finally:
         conn.stop_all()
     assert cluster_containers(docker_client, name) == []
+
+
+def test_a_replica_that_crashes_on_start_fails_the_deploy_with_its_log(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    (tmp_path / "func.pkl").write_bytes(b"this is not a pickle")
+    image = cluster.conn.build_model(
+        "crashy", "1", str(tmp_path), clipper_image("python311-closure-container")
+    )
+
+    with pytest.raises(ClipperException, match="failed to start") as info:
+        cluster.conn.deploy_model("crashy", "1", "doubles", image)
+    # The container's own last log lines explain why.
+    assert "crashy_1-" in str(info.value)
+    assert "UnpicklingError" in str(info.value)
+    assert cluster.conn.get_num_replicas("crashy", "1") == 0
 
 
 def test_connect_recovers_ports_from_labels(cluster: Cluster) -> None:
