@@ -76,9 +76,11 @@ def make_cluster(docker_client: docker.DockerClient) -> Iterator[Callable[..., C
 
     yield start
     for cluster in started:
-        cluster.conn.stop_all()
+        try:
+            cluster.conn.stop_all()
+        finally:
+            remove_model_images(docker_client, cluster.name)
         assert cluster_containers(docker_client, cluster.name) == []
-        remove_model_images(docker_client, cluster.name)
 
 
 def remove_model_images(client: docker.DockerClient, cluster_name: str) -> None:

@@ -73,5 +73,5 @@ def test_quickstart_serves_the_sum_in_docker(docker_client: docker.DockerClient)
         assert float(reply["output"]) == pytest.approx(6.6)
     finally:
         clipper_conn.stop_all()
+        remove_model_images(docker_client, cluster_name)
     assert cluster_containers(docker_client, cluster_name) == []
-    remove_model_images(docker_client, cluster_name)
