@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -163,5 +164,8 @@ class QueryFrontend:
 async def serve(settings: QuerySettings, stop: asyncio.Event | None = None) -> None:
     """Run a query frontend until ``stop`` is set (or the task is cancelled)."""
     async with await QueryFrontend.start(settings):
+        # Everything allocated at start-up lives for the process: moving it out of the
+        # collector's generations keeps full collections (tens of ms here) off the p99.
+        gc.freeze()
         await (stop or asyncio.Event()).wait()
         logger.info("Query frontend shutting down")
