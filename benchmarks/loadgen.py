@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def run_wrk(
     if binary is None:
         raise RuntimeError("wrk is not installed; run `make bench` (it installs Debian's wrk)")
     threads = max(1, min(threads, concurrency))
-    env = dict(os.environ, BENCH_INPUT_MODE="same" if same_input else "unique")
+    env = dict(os.environ, BENCH_INPUT_MODE="same" if same_input else "unique", BENCH_SALT=str(new_salt()))
     command = [
         binary, f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s",
         "--timeout", "10s", "-s", str(WRK_SCRIPT), url,
@@ -115,16 +116,22 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def _body(counter: int, worker: int, same_input: bool) -> bytes:
+def new_salt() -> int:
+    """A per-run number put in every unique input, so no two runs share an input."""
+    return secrets.randbelow(10**12)
+
+
+def _body(counter: int, worker: int, same_input: bool, salt: int = 0) -> bytes:
     if same_input:
         return b'{"input":[1.5]}'
-    return b'{"input":[%d.5,%d.5]}' % (worker, counter)
+    return b'{"input":[%d.5,%d.5,%d.5]}' % (salt, worker, counter)
 
 
 async def _closed_loop(url: str, concurrency: int, duration_s: float, same_input: bool) -> LoadResult:
     latencies: list[float] = []
     defaults = 0
     errors = 0
+    salt = new_salt()
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -137,7 +144,7 @@ async def _closed_loop(url: str, concurrency: int, duration_s: float, same_input
                 counter += 1
                 started = time.monotonic()
                 try:
-                    async with session.post(url, data=_body(counter, worker_id, same_input),
+                    async with session.post(url, data=_body(counter, worker_id, same_input, salt),
                                             headers=headers) as response:
                         body = await response.read()
                         if response.status != 200:
@@ -189,6 +196,7 @@ async def _open_loop(url: str, rate_qps: float, duration_s: float, bound_ms: flo
     defaults = 0
     errors = 0
     max_lag = 0.0
+    salt = new_salt()
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=30)
     headers = {"Content-Type": "application/json"}
@@ -199,7 +207,7 @@ async def _open_loop(url: str, rate_qps: float, duration_s: float, bound_ms: flo
             nonlocal defaults, errors
             sent = time.monotonic()
             try:
-                async with session.post(url, data=_body(index, 0, False), headers=headers) as response:
+                async with session.post(url, data=_body(index, 0, False, salt), headers=headers) as response:
                     body = await response.read()
                     if response.status != 200:
                         errors += 1

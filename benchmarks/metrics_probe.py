@@ -55,6 +55,19 @@ def read_prometheus(text: str, model: str) -> tuple[float | None, float | None, 
     return batch_sum, batch_count, queue
 
 
+def read_cache_hits(text: str, model: str) -> float:
+    """Prediction cache hits of ``model`` so far (any counter with ``cache`` in its name and a
+    ``result="hit"`` label)."""
+    hits = 0.0
+    for family in text_string_to_metric_families(text):
+        if "cache" not in family.name:
+            continue
+        for sample in family.samples:
+            if sample.labels.get("result") == "hit" and _mentions_model(sample.labels, model):
+                hits += sample.value
+    return hits
+
+
 def read_json_batch(report: dict[str, object], model: str) -> tuple[float | None, float | None]:
     """(mean, max) of the reservoir histogram ``model:<model>:<version>:batch_size``."""
     wanted = f"model:{model}:{MODEL_VERSION}:batch_size"

@@ -25,7 +25,7 @@ import requests
 from benchmarks import loadgen
 from benchmarks.cluster import LOOPBACK, MODEL_VERSION, Cluster, child_env, free_port, rss_bytes, stop
 from benchmarks.loadgen import LoadResult
-from benchmarks.metrics_probe import MetricsSampler, read_prometheus
+from benchmarks.metrics_probe import MetricsSampler, read_cache_hits, read_prometheus
 
 logger = logging.getLogger(__name__)
 
@@ -175,10 +175,13 @@ def noop_and_cache(config: BenchConfig, cluster: Cluster, reference: ReferenceSe
         if concurrency == 1:
             fixed_url = cluster.predict_url("noopfixed1")
             runs["frontend_fixed_batch_1"] = lambda u=fixed_url: loadgen.run_closed_loop(u, 1, d)
-        before = read_prometheus(cluster.metrics_prometheus(), "noop")
+        text = cluster.metrics_prometheus()
+        before, hits_before = read_prometheus(text, "noop"), read_cache_hits(text, "noop")
         measured = {name: summary(results) for name, results in interleaved(config, runs).items()}
-        measured["frontend_mean_batch_size"] = _mean_batch(before, read_prometheus(
-            cluster.metrics_prometheus(), "noop"))
+        text = cluster.metrics_prometheus()
+        measured["frontend_mean_batch_size"] = _mean_batch(before, read_prometheus(text, "noop"))
+        # Inputs are unique per request, so this should stay 0: the no-op figures are not cache hits.
+        measured["frontend_cache_hits"] = read_cache_hits(text, "noop") - hits_before
         measured["ratio_to_reference"] = ratio(
             measured["frontend"]["goodput_qps"], measured["reference"]["goodput_qps"]
         )

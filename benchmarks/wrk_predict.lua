@@ -4,6 +4,9 @@
 -- done() prints one JSON line, prefixed with "BENCH_JSON ", for benchmarks/loadgen.py.
 
 local mode = os.getenv("BENCH_INPUT_MODE") or "unique"
+-- A fresh salt per run (set by loadgen.py) keeps inputs unique across runs too, so a later run
+-- never hits the prediction cache with an earlier run's inputs.
+local salt = os.getenv("BENCH_SALT") or "0"
 local threads = {}
 local thread_count = 0
 
@@ -30,7 +33,7 @@ function request()
   end
   counter = counter + 1
   -- Doubles must carry a fraction; thread_id keeps inputs distinct across threads.
-  local body = string.format('{"input":[%d.5,%d.5]}', thread_id, counter)
+  local body = string.format('{"input":[%s.5,%d.5,%d.5]}', salt, thread_id, counter)
   return wrk.format(nil, nil, nil, body)
 end
 

@@ -54,6 +54,8 @@ def test_fast_paths_answer_with_real_outputs(smoke_report: tuple[dict, Path, str
         rounds = measured["frontend"]["rounds"]
         assert measured["frontend"]["defaults"] * 2 < sum(r["requests"] for r in rounds), concurrency
         assert measured["ratio_to_reference"] > 0
+        # Unique inputs per request and per run: the no-op figures must not come from the cache.
+        assert measured["frontend_cache_hits"] == 0, concurrency
     assert figures["noop"]["by_concurrency"]["1"]["adaptive_over_fixed_batch_1"] > 0
     cache = figures["noop"]["cache"]
     assert cache["frontend_cache_hits"]["goodput_qps"] > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from benchmarks.metrics_probe import read_json_batch, read_prometheus
+from benchmarks.metrics_probe import read_cache_hits, read_json_batch, read_prometheus
 from benchmarks.profile import top_functions
 from benchmarks.report import evaluate_targets, table
 
@@ -121,3 +121,15 @@ def test_top_functions_from_collapsed_stacks() -> None:
     assert inclusive[0] == ("main", 1.0)
     assert dict(inclusive)["handle"] == 0.4
     assert top_functions("") == ([], [])
+
+
+def test_cache_hits_of_one_model() -> None:
+    text = "\n".join([
+        "# TYPE clipper_model_cache_lookups counter",
+        'clipper_model_cache_lookups_total{model="m:1",result="hit"} 5.0',
+        'clipper_model_cache_lookups_total{model="m:1",result="miss"} 50.0',
+        'clipper_model_cache_lookups_total{model="m2:1",result="hit"} 7.0',
+        "",
+    ])
+    assert read_cache_hits(text, "m") == 5.0
+    assert read_cache_hits(text, "m3") == 0.0
