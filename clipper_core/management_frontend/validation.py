@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from clipper_core.management_frontend.jsondoc import (
+from clipper_core.jsontext import (
     JsonError,
-    parse_document,
+    parse_json,
     read_bool,
     read_int,
     read_string,
     read_string_array,
+    schema_error_text,
 )
 from clipper_core.state import DEFAULT_BATCH_SIZE, FORBIDDEN_NAME_CHARS, InputType
 
@@ -173,9 +174,10 @@ BATCH_SIZE_MESSAGE: Final = "The batch size must be positive or DEFAULT_BATCH_SI
 
 def _with_schema(schema: str, read: Callable[[object], R], body: bytes) -> R:
     try:
-        return read(parse_document(body))
+        # The original's rapidjson read a C string and its lookups find the first duplicate key.
+        return read(parse_json(body, c_string=True, first_key_wins=True))
     except JsonError as exc:
-        raise Rejected(f"Error parsing JSON: {exc.message}. Expected JSON schema: {schema}") from None
+        raise Rejected(schema_error_text(exc.message, schema)) from None
 
 
 def invalid_input_type_message(name: str) -> str:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import BadRequest, NotFound
+from clipper_core.jsontext import schema_error_text
 from clipper_core.query_frontend.inputs import (
     PREDICT_SCHEMA,
     UPDATE_SCHEMA,
@@ -53,8 +54,7 @@ def reply_object(reply: Reply) -> dict[str, Any]:
 
 
 def _predict_json_error(exc: JsonInputError) -> BadRequest:
-    cause = f"Error parsing JSON: {exc.message}. Expected JSON schema: {PREDICT_SCHEMA}"
-    return BadRequest(cause, JSON_ERROR)
+    return BadRequest(schema_error_text(exc.message, PREDICT_SCHEMA), JSON_ERROR)
 
 
 def wants_prometheus(accept: str) -> bool:
@@ -110,7 +110,7 @@ class QueryHandlers:
         except JsonInputError as exc:
             return web.Response(
                 status=400,
-                text=f"Error parsing JSON: {exc.message}. Expected JSON schema: {UPDATE_SCHEMA}",
+                text=schema_error_text(exc.message, UPDATE_SCHEMA),
                 content_type=_TEXT,
             )
         self._processor.take_query_ids(1)  # the original consumes a query id per update

@@ -7,12 +7,14 @@ the distinction we need: ``1`` parses to ``int`` and ``1.0`` / ``1e0`` to ``floa
 integer literal too large for 64 bits becomes a ``float``, exactly as rapidjson types them.
 
 Every failure raises :class:`JsonInputError` with the original's bare message; the HTTP edge
-wraps it as ``"Error parsing JSON: <msg>. Expected JSON schema: <schema>"``.
+wraps it as ``"Error parsing JSON: <msg>. Expected JSON schema: <schema>"``. The JSON syntax
+errors, type names and shared message texts come from :mod:`clipper_core.jsontext`, which the
+management frontend uses too.
 
-Known differences from rapidjson, kept on purpose: syntax-error messages and offsets are mapped
-from orjson's and approximate the original's; a duplicated key keeps its last value (rapidjson's
-lookup finds the first); a NUL byte does not end the document; a root that is not an object is a
-400 (the original asserts); an empty ``input_batch`` is a 400; base64 outside the alphabet is a 400.
+Known differences from rapidjson, kept on purpose: a duplicated key keeps its last value
+(rapidjson's lookup finds the first); a NUL byte does not end the document (both would cost the
+hot path a pass over the body); a root that is not an object is a 400 (the original asserts); an
+empty ``input_batch`` is a 400; base64 outside the alphabet is a 400.
 """
 
 from __future__ import annotations
@@ -24,8 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
-
+from clipper_core.jsontext import (
+    INT32_MAX,
+    INT32_MIN,
+    JsonError,
+    array_element_message,
+    missing_key_message,
+    parse_json,
+    prediction_data_message,
+    type_mismatch_message,
+    type_name,
+)
 from clipper_core.rpc.messages import InputType
 
 __all__ = [
@@ -34,7 +45,6 @@ __all__ = [
     "FeedbackRequest",
     "JsonInputError",
     "decode_base64_lenient",
-    "json_type_name",
     "parse_feedback",
     "parse_json_object",
     "parse_predict_inputs",
@@ -47,8 +57,6 @@ UPDATE_SCHEMA: Final = (
     '   "label" := double\n  }\n'
 )
 
-INT32_MIN: Final = -(2**31)
-INT32_MAX: Final = 2**31 - 1
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 # rapidjson's Value::IsFloat() bound (slightly below FLT_MAX), which the original applies.
@@ -58,12 +66,8 @@ _LITTLE_ENDIAN: Final = sys.byteorder == "little"
 _INT32_CODE: Final = "i" if array("i").itemsize == 4 else "l"
 
 
-class JsonInputError(Exception):
-    """The body is not what the endpoint expects; ``message`` is the original's bare text."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+# Every problem with a body (syntax or content) is a JsonError carrying the original's bare text.
+JsonInputError = JsonError
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,69 +82,17 @@ class FeedbackRequest:
 # ---------------------------------------------------------------------------------- JSON text
 
 
-def json_type_name(value: object) -> str:
-    """rapidjson's type name of a parsed value (``Null, False, True, Object, Array, String, Number``)."""
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
-
-
-# orjson message fragment -> rapidjson's English message (first match wins).
-_PARSE_MESSAGES: Final = (
-    ("empty", "The document is empty."),
-    ("after document", "The document root must not be followed by other values."),
-    ("expected ',' or ']'", "Missing a comma or ']' after an array element."),
-    ("expected ',' or '}'", "Missing a comma or '}' after an object member."),
-    ("expected ':'", "Missing a colon after a name of object member."),
-    ("string key", "Missing a name for object member."),
-    ("surrogate in string", "The surrogate pair in string is invalid."),
-    ("escaped", "Invalid escape character in string."),
-    ("UTF-8", "Invalid encoding in string."),
-    ("control character", "Invalid encoding in string."),
-    ("infinity", "Number too big to be stored in double."),
-)
-
-
-def _rapidjson_message(error: str, body: bytes) -> str:
-    for fragment, message in _PARSE_MESSAGES:
-        if fragment in error:
-            return message
-    if "end of data" in error:
-        stripped = body.rstrip()
-        if stripped.count(b'"') - stripped.count(b'\\"') & 1:
-            return "Missing a closing quotation mark in string."
-        if stripped.endswith(b"."):
-            return "Miss fraction part in number."
-        if stripped[-1:] in (b"e", b"E", b"+") or stripped.endswith((b"e-", b"E-")):
-            return "Miss exponent in number."
-    return "Invalid value."
-
-
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a request body that must be a JSON object.
 
     Raises:
-        JsonInputError: ``"JSON parse error: <rapidjson message> (offset <n>)\\n"`` for bad syntax
-            (messages and offsets approximate rapidjson's), or a semantic message when the root is
-            not an object (the original asserts there; we refuse).
+        JsonInputError: ``"JSON parse error: <rapidjson message> (offset <n>)\\n"`` for bad syntax,
+            or a semantic message when the root is not an object (the original asserts there; we
+            refuse).
     """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        message = _rapidjson_message(str(exc), body)
-        raise JsonInputError(f"JSON parse error: {message} (offset {exc.pos})\n") from None
+    doc = parse_json(body)
     if not isinstance(doc, dict):
-        raise JsonInputError(f"JSON document of type {json_type_name(doc)} is not of type Object")
+        raise JsonInputError(f"JSON document of type {type_name(doc)} is not of type Object")
     return doc
 
 
@@ -149,13 +101,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 def _require(doc: dict[str, Any], key: str, expected: type | tuple[type, ...], expected_name: str) -> Any:
     if key not in doc:
-        raise JsonInputError(f"JSON object does not have required key: {key}")
+        raise JsonInputError(missing_key_message(key))
     value = doc[key]
     if not isinstance(value, expected) or isinstance(value, bool):
-        raise JsonInputError(
-            f"Type mismatch! JSON key {key} expected type {expected_name}"
-            f"but found type {json_type_name(value)}"  # the original has no space before "but"
-        )
+        raise JsonInputError(type_mismatch_message(key, expected_name, value))
     return value
 
 
@@ -174,7 +123,7 @@ def _doubles(values: list[Any]) -> bytes:
     # One C-level pass over the types; the slow search only runs to name the offender.
     if values and set(map(type, values)) != {float}:
         bad = _first_not(values, lambda v: type(v) is float)
-        raise JsonInputError(f"Array input of type {json_type_name(bad)} is not of type double")
+        raise JsonInputError(array_element_message(bad, "double"))
     return _to_bytes("d", values)
 
 
@@ -183,14 +132,14 @@ def _floats(values: list[Any]) -> bytes:
         set(map(type, values)) != {float} or max(values) > FLOAT32_LIMIT or min(values) < -FLOAT32_LIMIT
     ):
         bad = _first_not(values, lambda v: type(v) is float and -FLOAT32_LIMIT <= v <= FLOAT32_LIMIT)
-        raise JsonInputError(f"Array input of type {json_type_name(bad)} is not of type float")
+        raise JsonInputError(array_element_message(bad, "float"))
     return _to_bytes("f", values)
 
 
 def _ints(values: list[Any]) -> bytes:
     if values and (set(map(type, values)) != {int} or max(values) > INT32_MAX or min(values) < INT32_MIN):
         bad = _first_not(values, lambda v: type(v) is int and INT32_MIN <= v <= INT32_MAX)
-        raise JsonInputError(f"Array input of type {json_type_name(bad)} is not of type int")
+        raise JsonInputError(array_element_message(bad, "int"))
     return _to_bytes(_INT32_CODE, values)
 
 
@@ -255,16 +204,14 @@ def _batch(doc: dict[str, Any], input_type: InputType) -> list[bytes]:
         payloads = []
         for element in elements:
             if type(element) is not list:
-                raise JsonInputError(f"Array input of type {json_type_name(element)} is not of type array")
+                raise JsonInputError(array_element_message(element, "array"))
             payloads.append(array_parser(element))
         return payloads
     for element in elements:
         if type(element) is not str:
             if input_type is InputType.BYTES:
-                raise JsonInputError(
-                    f"PredictionData of type {json_type_name(element)} is not of type base64-encoded string"
-                )
-            raise JsonInputError(f"Array input of type {json_type_name(element)} is not of type string")
+                raise JsonInputError(prediction_data_message(element, "base64-encoded string"))
+            raise JsonInputError(array_element_message(element, "string"))
     if input_type is InputType.STRINGS:
         return [_string_payload(e) for e in elements]
     if input_type is InputType.BYTES:
@@ -297,9 +244,9 @@ def parse_feedback(doc: dict[str, Any], input_type: InputType) -> FeedbackReques
     """An ``/update`` body, checked in the original's order: ``uid``, ``input``, ``label``."""
     uid = _require(doc, "uid", (int, float), "Number")
     if type(uid) is not int or not INT64_MIN <= uid <= INT64_MAX:
-        raise JsonInputError(f"PredictionData of type {json_type_name(uid)} is not of type long")
+        raise JsonInputError(prediction_data_message(uid, "long"))
     payload = _single(doc, "input", input_type)
     label = _require(doc, "label", (int, float), "Number")
     if type(label) is not float:
-        raise JsonInputError(f"PredictionData of type {json_type_name(label)} is not of type double")
+        raise JsonInputError(prediction_data_message(label, "double"))
     return FeedbackRequest(uid=uid, payload=payload, label=label)

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clipper_core.jsontext import type_name as json_type_name
 from clipper_core.query_frontend.inputs import (
     PREDICT_SCHEMA,
     UPDATE_SCHEMA,
     FeedbackRequest,
     JsonInputError,
     decode_base64_lenient,
-    json_type_name,
     parse_feedback,
     parse_json_object,
     parse_predict_inputs,

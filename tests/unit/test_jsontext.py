@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from clipper_core.management_frontend.jsondoc import (
+from clipper_core.jsontext import (
     JsonParseError,
     JsonSemanticError,
-    parse_document,
+    parse_json,
     read_bool,
     read_int,
     read_string,
     read_string_array,
     type_name,
 )
+
+
+def parse_document(body: bytes) -> object:
+    """The management frontend's reading: a C string, the first duplicate key wins."""
+    return parse_json(body, c_string=True, first_key_wins=True)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +147,65 @@ def test_read_string_array() -> None:
     assert _semantic(read_string_array, {"m": [None]}, "m") == (
         "Array input of type Null is not of type string"
     )
+
+
+# ---------------------------------------------------------------------------- shared parser options
+
+
+def test_default_reading_keeps_last_duplicate_and_refuses_nul() -> None:
+    # The query frontend's reading: no extra pass over the body on its hot path.
+    assert parse_json(b'{"a":1,"a":2}') == {"a": 2}
+    with pytest.raises(JsonParseError) as info:
+        parse_json(b'{"a":"b"}\x00garbage')
+    assert info.value.message == (
+        "JSON parse error: The document root must not be followed by other values. (offset 9)\n"
+    )
+
+
+def test_first_key_wins_applies_at_every_depth() -> None:
+    assert parse_document(b'{"a":[{"b":1,"b":2}],"a":0}') == {"a": [{"b": 1}]}
+
+
+def test_nul_alone_is_an_empty_c_string() -> None:
+    with pytest.raises(JsonParseError) as info:
+        parse_document(b"\x00{}")
+    assert info.value.message == "JSON parse error: The document is empty. (offset 0)\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "offset"),
+    [
+        (b'{"a":[1.', "Miss fraction part in number.", 8),
+        (b'{"a":[1.5e', "Miss exponent in number.", 10),
+        (b'{"a":[1.5e-', "Miss exponent in number.", 11),
+        (b'{"a":[1', "Missing a comma or ']' after an array element.", 7),
+        (b'{"a":[1,', "Invalid value.", 8),
+        (b'{"a":[tr', "Invalid value.", 6),
+        (b'{"a":[true', "Missing a comma or ']' after an array element.", 10),
+        (b'{"a":1', "Missing a comma or '}' after an object member.", 6),
+        (b'{"a":1,', "Missing a name for object member.", 7),
+        (b'{"a"', "Missing a colon after a name of object member.", 4),
+        (b'{"a":', "Invalid value.", 5),
+        (b'{"a":"\\u12', "Incorrect hex digit after \\u escape in string.", 7),
+        (b'{"a":"\\\\u12', "Missing a closing quotation mark in string.", 5),
+        (b"[-]", "Invalid value.", 1),
+        (b"[01]", "Missing a comma or ']' after an array element.", 2),
+        (b"[1,]", "Invalid value.", 3),
+        (b"[1.x]", "Miss fraction part in number.", 3),
+        (b"[" * 1100 + b"]" * 1100, "Document nested too deeply.", 0),
+        (b"[" * 700, "Invalid value.", 700),
+    ],
+)
+def test_syntax_errors_where_the_body_ends_or_a_number_breaks(
+    body: bytes, reason: str, offset: int
+) -> None:
+    with pytest.raises(JsonParseError) as info:
+        parse_json(body)
+    assert info.value.message == f"JSON parse error: {reason} (offset {offset})\n"
+
+
+def test_a_long_malformed_body_is_still_worded_from_its_tail() -> None:
+    body = b'{"a":[' + b'"xy",' * 20_000 + b"1."
+    with pytest.raises(JsonParseError) as info:
+        parse_json(body)
+    assert info.value.message == f"JSON parse error: Miss fraction part in number. (offset {len(body)})\n"
