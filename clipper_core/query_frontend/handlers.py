@@ -27,6 +27,7 @@ from clipper_core.query_frontend.inputs import (
     parse_version,
 )
 from clipper_core.query_frontend.processor import QueryProcessor, Reply
+from clipper_core.query_frontend.registry import AppEntry
 
 __all__ = ["JSON_ERROR", "MetricsRenderer", "QueryHandlers", "add_routes", "reply_object", "wants_prometheus"]
 
@@ -75,12 +76,16 @@ class QueryHandlers:
         self._metrics = metrics
         self._health = health
 
-    async def predict(self, request: web.Request) -> web.Response:
+    async def _app_and_body(self, request: web.Request) -> tuple[AppEntry, bytes]:
+        """The path's application (404 before the body is read, as the original) and the body."""
         name = request.match_info["app"]
         app = self._processor.find_app(name)
         if app is None:
             raise NotFound(f"Application {name} does not exist")
-        body = await request.read()
+        return app, await request.read()
+
+    async def predict(self, request: web.Request) -> web.Response:
+        app, body = await self._app_and_body(request)
         # Order matters for which error wins (spec 2.2): JSON, then version, then inputs.
         try:
             doc = parse_json_object(body)
@@ -100,11 +105,7 @@ class QueryHandlers:
         return web.Response(body=orjson.dumps(result), content_type=_JSON)
 
     async def update(self, request: web.Request) -> web.Response:
-        name = request.match_info["app"]
-        app = self._processor.find_app(name)
-        if app is None:
-            raise NotFound(f"Application {name} does not exist")
-        body = await request.read()
+        app, body = await self._app_and_body(request)
         try:
             feedback = parse_feedback(parse_json_object(body), app.info.input_type)
         except JsonInputError as exc:
