@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from aiohttp import web
 
@@ -41,91 +41,56 @@ def _done(message: str) -> web.Response:
     return _text(message)
 
 
-# One coroutine per endpoint keeps each path's parser and operation side by side.
+R = TypeVar("R")
+T = TypeVar("T")
 
 
-async def _add_app(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.add_app(v.parse_add_app(body)))
+def _endpoint(
+    parse: Callable[[bytes], R],
+    operate: Callable[[ManagementService, R], Awaitable[T]],
+    respond: Callable[[T], web.Response],
+) -> Action:
+    """Every endpoint's shape: parse the body (400 on a bad one), run the operation, render it."""
+
+    async def action(service: ManagementService, body: bytes) -> web.Response:
+        return respond(await operate(service, parse(body)))
+
+    return action
 
 
-async def _delete_app(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.delete_app(v.parse_delete_app(body).name))
+def _app_name(parse: Callable[[bytes], v.AppName]) -> Callable[[bytes], str]:
+    return lambda body: parse(body).name
 
 
-async def _add_model_links(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.add_model_links(v.parse_add_model_links(body)))
+def _verbose(body: bytes) -> bool:
+    return v.parse_verbose(body).verbose
 
 
-async def _delete_model_links(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.delete_model_links(v.parse_delete_model_links(body)))
+_S = ManagementService
 
-
-async def _add_model(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.add_model(v.parse_add_model(body)))
-
-
-async def _set_model_version(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.set_model_version(v.parse_set_model_version(body)))
-
-
-async def _delete_versioned_model(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.delete_versioned_model(v.parse_delete_versioned_model(body)))
-
-
-async def _set_model_batch_size(s: ManagementService, body: bytes) -> web.Response:
-    return _done(await s.set_model_batch_size(v.parse_set_batch_size(body)))
-
-
-async def _get_all_applications(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_all_applications(v.parse_verbose(body).verbose))
-
-
-async def _get_application(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_application(v.parse_get_application(body).name))
-
-
-async def _get_linked_models(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_linked_models(v.parse_linked_models_request(body).name))
-
-
-async def _get_all_models(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_all_models(v.parse_verbose(body).verbose))
-
-
-async def _get_model(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_model(v.parse_get_model(body)))
-
-
-async def _get_all_containers(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_all_containers(v.parse_verbose(body).verbose))
-
-
-async def _get_container(s: ManagementService, body: bytes) -> web.Response:
-    return _json(await s.get_container(v.parse_container_ref(body)))
-
-
-async def _get_state(s: ManagementService, body: bytes) -> web.Response:
-    # The raw default output, not JSON-encoded, as the original.
-    return _text(await s.get_selection_state(v.parse_get_state(body)))
-
-
+# One row per endpoint keeps each path's parser, operation and response form side by side.
 ENDPOINTS: Final[dict[str, Action]] = {
-    "/admin/add_app": _add_app,
-    "/admin/delete_app": _delete_app,
-    "/admin/add_model_links": _add_model_links,
-    "/admin/delete_model_links": _delete_model_links,
-    "/admin/add_model": _add_model,
-    "/admin/set_model_version": _set_model_version,
-    "/admin/delete_versioned_model": _delete_versioned_model,
-    "/admin/set_model_batch_size": _set_model_batch_size,
-    "/admin/get_all_applications": _get_all_applications,
-    "/admin/get_application": _get_application,
-    "/admin/get_linked_models": _get_linked_models,
-    "/admin/get_all_models": _get_all_models,
-    "/admin/get_model": _get_model,
-    "/admin/get_all_containers": _get_all_containers,
-    "/admin/get_container": _get_container,
-    "/admin/get_state": _get_state,
+    "/admin/add_app": _endpoint(v.parse_add_app, _S.add_app, _done),
+    "/admin/delete_app": _endpoint(_app_name(v.parse_delete_app), _S.delete_app, _done),
+    "/admin/add_model_links": _endpoint(v.parse_add_model_links, _S.add_model_links, _done),
+    "/admin/delete_model_links": _endpoint(v.parse_delete_model_links, _S.delete_model_links, _done),
+    "/admin/add_model": _endpoint(v.parse_add_model, _S.add_model, _done),
+    "/admin/set_model_version": _endpoint(v.parse_set_model_version, _S.set_model_version, _done),
+    "/admin/delete_versioned_model": _endpoint(
+        v.parse_delete_versioned_model, _S.delete_versioned_model, _done
+    ),
+    "/admin/set_model_batch_size": _endpoint(v.parse_set_batch_size, _S.set_model_batch_size, _done),
+    "/admin/get_all_applications": _endpoint(_verbose, _S.get_all_applications, _json),
+    "/admin/get_application": _endpoint(_app_name(v.parse_get_application), _S.get_application, _json),
+    "/admin/get_linked_models": _endpoint(
+        _app_name(v.parse_linked_models_request), _S.get_linked_models, _json
+    ),
+    "/admin/get_all_models": _endpoint(_verbose, _S.get_all_models, _json),
+    "/admin/get_model": _endpoint(v.parse_get_model, _S.get_model, _json),
+    "/admin/get_all_containers": _endpoint(_verbose, _S.get_all_containers, _json),
+    "/admin/get_container": _endpoint(v.parse_container_ref, _S.get_container, _json),
+    # The raw default output, not JSON-encoded, as the original.
+    "/admin/get_state": _endpoint(v.parse_get_state, _S.get_selection_state, _text),
 }
 
 
