@@ -239,6 +239,17 @@ class LoggingOptions:
         return cls(level=flags.str_value("log_level"))
 
 
+def _declare_listener(
+    flags: FlagReader, frontend: str, default_port: int, host_help: str, port_help: str
+) -> None:
+    """``--host`` / ``--port`` of a frontend's REST API, from ``CLIPPER_<FRONTEND>_HOST`` / ``_PORT``.
+
+    Not ``CLIPPER_PORT``: that is the model containers' RPC port.
+    """
+    flags.add("host", parse_host, "0.0.0.0", host_help, env=f"{ENV_PREFIX}{frontend}_HOST")
+    flags.add("port", parse_port, default_port, port_help, env=f"{ENV_PREFIX}{frontend}_PORT")
+
+
 # ---------------------------------------------------------------------------- processes
 
 
@@ -262,9 +273,8 @@ class ManagementSettings:
             "clipper-management-frontend", "Clipper management REST API (/admin/*)", environ
         )
         RedisOptions.declare(flags)
-        flags.add("host", parse_host, "0.0.0.0", "address to listen on", env="CLIPPER_MANAGEMENT_HOST")
-        flags.add(
-            "port", parse_port, DEFAULT_MANAGEMENT_PORT, "port to listen on", env="CLIPPER_MANAGEMENT_PORT"
+        _declare_listener(
+            flags, "MANAGEMENT", DEFAULT_MANAGEMENT_PORT, "address to listen on", "port to listen on"
         )
         LoggingOptions.declare(flags)
         flags.parse_args(argv)
@@ -307,8 +317,7 @@ class QuerySettings:
         """
         flags = FlagReader("clipper-query-frontend", "Clipper query REST API and model RPC service", environ)
         RedisOptions.declare(flags)
-        flags.add("host", parse_host, "0.0.0.0", "address the REST API listens on", env="CLIPPER_QUERY_HOST")
-        flags.add("port", parse_port, DEFAULT_QUERY_PORT, "REST port", env="CLIPPER_QUERY_PORT")
+        _declare_listener(flags, "QUERY", DEFAULT_QUERY_PORT, "address the REST API listens on", "REST port")
         flags.add("rpc_host", parse_host, "0.0.0.0", "address the ZeroMQ RPC service binds")
         flags.add("rpc_service_port", parse_port, DEFAULT_RPC_SERVICE_PORT, "ZeroMQ RPC service port")
         flags.add(
