@@ -56,35 +56,6 @@ def test_two_clusters_side_by_side(
     assert predict_until_answered(beta.conn.get_query_addr(), "app")["output"] == 1.0
 
 
-def test_bridge_network_cluster_serves_and_removes_its_network(
-    docker_client: docker.DockerClient, make_cluster: Callable[..., Cluster]
-) -> None:
-    # The local engine has no default bridge, but user-defined bridge networks work
-    # (container to container, and published ports through docker-proxy).
-    network = f"clipper-test-net-{random.randint(0, 10**6)}"
-    cluster = make_cluster("bridge", docker_network=network)
-    cluster.conn.register_application("app", "doubles", "DEFAULT", 3000000)
-    cluster.conn.deploy_model("noop", "1", "doubles", NOOP_IMAGE)
-    cluster.conn.link_model_to_app("app", "noop")
-    assert predict_until_answered(cluster.conn.get_query_addr(), "app")["output"] == 1.0
-
-    containers = {c.name.split("-")[0]: c for c in cluster_containers(docker_client, cluster.name)}
-    assert set(containers) == {"redis", "mgmt_frontend", "query_frontend", "noop_1"}
-    for container in containers.values():
-        assert list(container.attrs["NetworkSettings"]["Networks"]) == [network]
-    bindings = containers["query_frontend"].attrs["HostConfig"]["PortBindings"]
-    assert bindings["1337/tcp"] == [
-        {"HostIp": "127.0.0.1", "HostPort": str(cluster.manager.clipper_query_port)}
-    ]
-    env = dict(item.split("=", 1) for item in containers["noop_1"].attrs["Config"]["Env"])
-    assert env["CLIPPER_IP"] == containers["query_frontend"].name
-    assert env["CLIPPER_PORT"] == "7000"
-
-    cluster.conn.stop_all()
-    assert cluster_containers(docker_client, cluster.name) == []
-    assert docker_client.networks.list(names=[network]) == []
-
-
 def test_external_redis_is_used_and_not_started(
     docker_client: docker.DockerClient, redis_clean: RedisServer
 ) -> None:
