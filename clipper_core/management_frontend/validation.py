@@ -297,13 +297,19 @@ def parse_get_model(body: bytes) -> ModelRef:
     return _model_ref(Schema.GET_MODEL, body)
 
 
-def parse_container_ref(body: bytes) -> ContainerRef:
-    def read(doc: object) -> ContainerRef:
+def _model_ref_and_int(schema: str, int_key: str, record: Callable[[str, str, int], R], body: bytes) -> R:
+    """``model_name``, ``model_version``, then one int field, in that order."""
+
+    def read(doc: object) -> R:
         model_name = read_string(doc, "model_name")
         model_version = read_string(doc, "model_version")
-        return ContainerRef(model_name, model_version, read_int(doc, "replica_id"))
+        return record(model_name, model_version, read_int(doc, int_key))
 
-    return _with_schema(Schema.GET_CONTAINER, read, body)
+    return _with_schema(schema, read, body)
+
+
+def parse_container_ref(body: bytes) -> ContainerRef:
+    return _model_ref_and_int(Schema.GET_CONTAINER, "replica_id", ContainerRef, body)
 
 
 def parse_verbose(body: bytes) -> Verbose:
@@ -319,11 +325,6 @@ def parse_get_state(body: bytes) -> SelectionStateRequest:
 
 
 def parse_set_batch_size(body: bytes) -> SetBatchSize:
-    def read(doc: object) -> SetBatchSize:
-        model_name = read_string(doc, "model_name")
-        model_version = read_string(doc, "model_version")
-        return SetBatchSize(model_name, model_version, read_int(doc, "batch_size"))
-
-    request = _with_schema(Schema.SET_BATCH_SIZE, read, body)
+    request = _model_ref_and_int(Schema.SET_BATCH_SIZE, "batch_size", SetBatchSize, body)
     _check_batch_size(request.batch_size)
     return request
