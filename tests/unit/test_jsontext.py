@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from clipper_core.jsontext import (
@@ -21,35 +23,58 @@ def parse_document(body: bytes) -> object:
     return parse_json(body, c_string=True, first_key_wins=True)
 
 
-@pytest.mark.parametrize(
-    ("body", "reason", "offset"),
-    [
-        (b"", "The document is empty.", 0),
-        (b"  \n\t ", "The document is empty.", 5),
-        (b'{"a":1} x', "The document root must not be followed by other values.", 8),
-        (b'{"a":}', "Invalid value.", 5),
-        (b"nope", "Invalid value.", 0),
-        (b'{"a":NaN}', "Invalid value.", 5),
-        (b'{"a":-Infinity}', "Invalid value.", 5),
-        (b"{1:2}", "Missing a name for object member.", 1),
-        (b'{"a":1,}', "Missing a name for object member.", 7),
-        (b'{"a" 1}', "Missing a colon after a name of object member.", 5),
-        (b'{"a":1 "b":2}', "Missing a comma or '}' after an object member.", 7),
-        (b'{"a":[1 2]}', "Missing a comma or ']' after an array element.", 8),
-        (b'{"a":"[" "b"}', "Missing a comma or '}' after an object member.", 9),
-        (b'{"a":"x', "Missing a closing quotation mark in string.", 5),
-        (b'{"a":"\\q"}', "Invalid escape character in string.", 6),
-        (b'{"a":"\\u12g4"}', "Incorrect hex digit after \\u escape in string.", 7),
-        (b'{"a":"\x01"}', "Invalid encoding in string.", 6),
-        (b'{"a":"\xff"}', "Invalid encoding in string.", 6),
-        (b'{"a":"\\ud800"}', "The surrogate pair in string is invalid.", 6),
-        (b'{"a":[{"\\udc00":"x"}]}', "The surrogate pair in string is invalid.", 8),
-        (b'{"a":1e999}', "Number too big to be stored in double.", 5),
-    ],
-)
-def test_parse_errors_use_rapidjson_wording(body: bytes, reason: str, offset: int) -> None:
+SYNTAX_ERRORS = [
+    (b"", "The document is empty.", 0),
+    (b"  \n\t ", "The document is empty.", 5),
+    (b'{"a":1} x', "The document root must not be followed by other values.", 8),
+    (b'{"a":}', "Invalid value.", 5),
+    (b"nope", "Invalid value.", 0),
+    (b'{"a":NaN}', "Invalid value.", 5),
+    (b'{"a":-Infinity}', "Invalid value.", 5),
+    (b"{1:2}", "Missing a name for object member.", 1),
+    (b'{"a":1,}', "Missing a name for object member.", 7),
+    (b'{"a" 1}', "Missing a colon after a name of object member.", 5),
+    (b'{"a":1 "b":2}', "Missing a comma or '}' after an object member.", 7),
+    (b'{"a":[1 2]}', "Missing a comma or ']' after an array element.", 8),
+    (b'{"a":"[" "b"}', "Missing a comma or '}' after an object member.", 9),
+    (b'{"a":"x', "Missing a closing quotation mark in string.", 5),
+    (b'{"a":"\\q"}', "Invalid escape character in string.", 6),
+    (b'{"a":"\\u12g4"}', "Incorrect hex digit after \\u escape in string.", 7),
+    (b'{"a":"\x01"}', "Invalid encoding in string.", 6),
+    (b'{"a":"\xff"}', "Invalid encoding in string.", 6),
+    (b'{"a":"\\ud800"}', "The surrogate pair in string is invalid.", 6),
+    (b'{"a":[{"\\udc00":"x"}]}', "The surrogate pair in string is invalid.", 8),
+    (b'{"a":1e999}', "Number too big to be stored in double.", 5),
+    (b'{"a":[1.', "Miss fraction part in number.", 8),
+    (b'{"a":[1.5e', "Miss exponent in number.", 10),
+    (b'{"a":[1.5e-', "Miss exponent in number.", 11),
+    (b'{"a":[1', "Missing a comma or ']' after an array element.", 7),
+    (b'{"a":[1,', "Invalid value.", 8),
+    (b'{"a":[tr', "Invalid value.", 6),
+    (b'{"a":[true', "Missing a comma or ']' after an array element.", 10),
+    (b'{"a":1', "Missing a comma or '}' after an object member.", 6),
+    (b'{"a":1,', "Missing a name for object member.", 7),
+    (b'{"a"', "Missing a colon after a name of object member.", 4),
+    (b'{"a":', "Invalid value.", 5),
+    (b'{"a":"\\u12', "Incorrect hex digit after \\u escape in string.", 7),
+    (b'{"a":"\\\\u12', "Missing a closing quotation mark in string.", 5),
+    (b"[-]", "Invalid value.", 1),
+    (b"[01]", "Missing a comma or ']' after an array element.", 2),
+    (b"[1,]", "Invalid value.", 3),
+    (b"[1.x]", "Miss fraction part in number.", 3),
+    (b"[" * 1100 + b"]" * 1100, "Document nested too deeply.", 0),
+    (b"[" * 700, "Invalid value.", 700),
+]
+
+
+# Both readings (the management frontend's and the query frontend's default) word errors alike.
+@pytest.mark.parametrize("read", [parse_document, parse_json])
+@pytest.mark.parametrize(("body", "reason", "offset"), SYNTAX_ERRORS)
+def test_parse_errors_use_rapidjson_wording(
+    read: Callable[[bytes], object], body: bytes, reason: str, offset: int
+) -> None:
     with pytest.raises(JsonParseError) as info:
-        parse_document(body)
+        read(body)
     assert info.value.message == f"JSON parse error: {reason} (offset {offset})\n"
 
 
@@ -170,38 +195,6 @@ def test_nul_alone_is_an_empty_c_string() -> None:
     with pytest.raises(JsonParseError) as info:
         parse_document(b"\x00{}")
     assert info.value.message == "JSON parse error: The document is empty. (offset 0)\n"
-
-
-@pytest.mark.parametrize(
-    ("body", "reason", "offset"),
-    [
-        (b'{"a":[1.', "Miss fraction part in number.", 8),
-        (b'{"a":[1.5e', "Miss exponent in number.", 10),
-        (b'{"a":[1.5e-', "Miss exponent in number.", 11),
-        (b'{"a":[1', "Missing a comma or ']' after an array element.", 7),
-        (b'{"a":[1,', "Invalid value.", 8),
-        (b'{"a":[tr', "Invalid value.", 6),
-        (b'{"a":[true', "Missing a comma or ']' after an array element.", 10),
-        (b'{"a":1', "Missing a comma or '}' after an object member.", 6),
-        (b'{"a":1,', "Missing a name for object member.", 7),
-        (b'{"a"', "Missing a colon after a name of object member.", 4),
-        (b'{"a":', "Invalid value.", 5),
-        (b'{"a":"\\u12', "Incorrect hex digit after \\u escape in string.", 7),
-        (b'{"a":"\\\\u12', "Missing a closing quotation mark in string.", 5),
-        (b"[-]", "Invalid value.", 1),
-        (b"[01]", "Missing a comma or ']' after an array element.", 2),
-        (b"[1,]", "Invalid value.", 3),
-        (b"[1.x]", "Miss fraction part in number.", 3),
-        (b"[" * 1100 + b"]" * 1100, "Document nested too deeply.", 0),
-        (b"[" * 700, "Invalid value.", 700),
-    ],
-)
-def test_syntax_errors_where_the_body_ends_or_a_number_breaks(
-    body: bytes, reason: str, offset: int
-) -> None:
-    with pytest.raises(JsonParseError) as info:
-        parse_json(body)
-    assert info.value.message == f"JSON parse error: {reason} (offset {offset})\n"
 
 
 def test_a_long_malformed_body_is_still_worded_from_its_tail() -> None:
