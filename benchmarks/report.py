@@ -155,6 +155,10 @@ def table(figures: dict[str, Any], targets: list[Target] | None) -> str:
         lines.append(f"memory: query frontend {mem['query_frontend_with_apps_mb']} MB with "
                      f"{mem['apps']} apps, runtime {mem['container_runtime_noop_mb']} MB, "
                      f"whole cluster {mem['whole_cluster_mb']} MB")
+    after_load = figures.get("after_load")
+    if after_load:
+        rss = after_load['query_frontend_rss_mb']
+        lines.append(f"query frontend RSS after every load scenario: {rss} MB")
     check = figures.get("loadgen_check")
     if check and check.get("wrk"):
         lines.append(f"load generator: wrk {check['wrk']['qps']:.0f} qps vs python "

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen, report, scenarios
-from benchmarks.cluster import Cluster
+from benchmarks.cluster import Cluster, rss_bytes
 from benchmarks.scenarios import BenchConfig, ReferenceServer
 
 logger = logging.getLogger("benchmarks")
@@ -57,6 +57,9 @@ def run(config: BenchConfig, out_dir: Path, keep_logs: bool) -> int:
                           lambda: scenarios.noop_and_cache(config, cluster, reference))
                 _scenario(figures, errors, "batching", lambda: scenarios.batching(config, cluster))
                 _scenario(figures, errors, "overload", lambda: scenarios.overload(config, cluster))
+                # Not a target: shows what the load scenarios (cache filled with unique inputs) leave.
+                _scenario(figures, errors, "after_load", lambda: {
+                    "query_frontend_rss_mb": round(rss_bytes(cluster.query_pid) / scenarios.MIB, 1)})
         except Exception as error:
             errors["cluster"] = f"{type(error).__name__}: {error}"
             print(f"[bench] cluster FAILED: {errors['cluster']}", flush=True)

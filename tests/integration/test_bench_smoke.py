@@ -37,7 +37,7 @@ def test_every_scenario_ran_without_errors(smoke_report: tuple[dict, Path, str])
     report, _, output = smoke_report
     assert report["kind"] == "smoke"
     assert report["errors"] == {}, output
-    assert set(report["figures"]) == {"loadgen_check", "noop", "batching", "overload", "memory"}
+    assert set(report["figures"]) == {"loadgen_check", "noop", "batching", "overload", "after_load", "memory"}
     assert "targets" not in report
     assert report["machine"]["cpu_count"] >= 1
 
