@@ -30,7 +30,11 @@ def test_make_quickstart_installs_then_runs_the_example() -> None:
     if shutil.which("make") is None:
         pytest.fail("make is not installed")
     dry_run = subprocess.run(
-        ["make", "--no-print-directory", "-n", "quickstart"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
+        ["make", "--no-print-directory", "-n", "quickstart"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert dry_run.returncode == 0, dry_run.stderr
     lines = dry_run.stdout.splitlines()
