@@ -211,24 +211,38 @@ def noop_and_cache(config: BenchConfig, cluster: Cluster, reference: ReferenceSe
 
 # ---- (b) batch-friendly model: adaptive versus fixed batch sizes ------------------------------
 def batching(config: BenchConfig, cluster: Cluster) -> dict[str, object]:
+    """Every setting gets its own model and replica; rounds interleave the settings so outside
+    load hits them alike. Batch sizes over time come from the first round (the adaptive one
+    starts cold there)."""
     variants = [("adaptive", -1)] + [(f"fixed_{b}", b) for b in config.batch_sizes]
+    names = {label: f"batch{label.replace('_', '')}" for label, _ in variants}
+    replicas = [
+        cluster.deploy(names[label], names[label], "batch", slo_micros=config.batch_slo_us,
+                       batch_size=batch_size)
+        for label, batch_size in variants
+    ]
+    results: dict[str, list[LoadResult]] = {label: [] for label, _ in variants}
+    samplers: dict[str, list[MetricsSampler]] = {label: [] for label, _ in variants}
+    for _ in range(max(1, config.rounds // 2)):
+        for label, _ in variants:
+            with MetricsSampler(cluster, names[label]) as sampler:
+                results[label].append(loadgen.run_closed_loop(
+                    cluster.predict_url(names[label]), config.batch_concurrency, config.duration_s * 1.5))
+            samplers[label].append(sampler)
+    for replica in replicas:
+        cluster.stop_replica(replica)
     figures: dict[str, object] = {"concurrency": config.batch_concurrency,
                                   "slo_ms": config.batch_slo_us / 1000, "variants": {}}
     for label, batch_size in variants:
-        name = f"batch{label.replace('_', '')}"
-        replica = cluster.deploy(name, name, "batch", slo_micros=config.batch_slo_us, batch_size=batch_size)
-        with MetricsSampler(cluster, name) as sampler:
-            result = loadgen.run_closed_loop(cluster.predict_url(name), config.batch_concurrency,
-                                     config.duration_s * 1.5)
-        cluster.stop_replica(replica)
-        series = sampler.batch_series()
-        sizes = [size for _, size in series]
+        series = samplers[label][0].batch_series()
+        sizes = [size for sampler in samplers[label] for _, size in sampler.batch_series()]
+        queues = [q for q in (s.max_queue_length() for s in samplers[label]) if q is not None]
         figures["variants"][label] = {
             "batch_size_setting": batch_size,
-            **result.to_dict(),
+            **summary(results[label]),
             "batch_size_over_time": [[round(t, 2), round(s, 2)] for t, s in series],
             "batch_size_median": round(statistics.median(sizes), 2) if sizes else None,
-            "max_queue_length": sampler.max_queue_length(),
+            "max_queue_length": max(queues) if queues else None,
         }
     return figures
 
