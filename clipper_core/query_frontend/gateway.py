@@ -139,6 +139,18 @@ class ModelGateway:
 
     # ------------------------------------------------------------------ the query path
 
+    def cached_output(self, model: ModelId, payload: bytes) -> bytes | None:
+        """The cached output of ``model`` for this input (counted as a cache hit), else None.
+
+        Synchronous, so a hit is answered without a timer, a future or a task switch; a miss
+        records nothing (the caller goes on to :meth:`predict`, which counts it).
+        """
+        output = self.cache.get((model.name, model.version, payload))
+        if output is not None:
+            lane = self._lanes.get(model)
+            self.metrics.record_cache_lookup(lane.stats if lane is not None else None, "hit")
+        return output
+
     async def predict(self, model: ModelId, payload: bytes, deadline: float) -> bytes:
         """Predict one input (wire bytes) with ``model``; ``deadline`` is in ``loop.time()`` seconds.
 

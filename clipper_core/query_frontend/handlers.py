@@ -97,6 +97,9 @@ class QueryHandlers:
             payloads = parse_predict_inputs(doc, app.info.input_type)
         except JsonInputError as exc:
             raise _predict_json_error(exc) from None
+        hit = self._processor.answer_from_cache(app, target, payloads)
+        if hit is not None:
+            return web.Response(body=orjson.dumps(reply_object(hit)), content_type=_JSON)
         replies = await self._processor.predict(app, target, payloads)
         if len(replies) == 1:  # "input", or a batch of exactly one, answers a single object
             result: dict[str, Any] = reply_object(replies[0])

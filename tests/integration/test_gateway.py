@@ -64,6 +64,17 @@ async def test_cache_hit_does_not_call_the_container(gateway: ModelGateway) -> N
     assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
 
 
+async def test_cached_output_is_a_synchronous_lookup_counted_only_on_a_hit(gateway: ModelGateway) -> None:
+    assert gateway.cached_output(MODEL, b"x") is None
+    async with await connect(gateway):
+        assert gateway.cached_output(MODEL, b"x") is None
+        assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
+        hits_before = gateway.metrics.cache_hits
+        assert gateway.cached_output(MODEL, b"x") == b"out:x"
+        assert gateway.cached_output(MODEL, b"other") is None
+        assert gateway.metrics.cache_hits == hits_before + 1
+
+
 async def test_identical_concurrent_queries_coalesce(gateway: ModelGateway) -> None:
     release = asyncio.Event()
 

@@ -62,6 +62,10 @@ class ScriptedGateway:
     def __init__(self, script: dict[bytes, object]) -> None:
         self.script = script
         self.calls: list[tuple[ModelId, bytes, float]] = []
+        self.cached: dict[tuple[ModelId, bytes], bytes] = {}
+
+    def cached_output(self, model: ModelId, payload: bytes) -> bytes | None:
+        return self.cached.get((model, payload))
 
     async def predict(self, model: ModelId, payload: bytes, deadline: float) -> bytes:
         self.calls.append((model, payload, deadline))
@@ -116,6 +120,21 @@ async def test_model_output_is_embedded_and_ids_count_up(registry: StaticRegistr
     assert first.default_explanation is None
     assert [q[0] for q in metrics.queries] == ["app", "app"]
     assert [q[2] for q in metrics.queries] == [False, False]
+
+
+async def test_cache_hit_is_answered_without_asking_the_gateway_even_past_the_deadline(
+    registry: StaticRegistry,
+) -> None:
+    registry.add_app("instant", slo_us=0)  # the deadline has passed before the lookup
+    registry.links["instant"] = ("m",)
+    processor, gateway, metrics = make(registry, {b"miss": "hang"})
+    gateway.cached[(M, b"hit")] = b"[1, 2]"
+    replies = await processor.predict(registry.apps["instant"], M, [b"hit", b"miss"])
+    assert [(r.query_id, r.is_default) for r in replies] == [(0, False), (1, True)]
+    assert output_json(replies[0]) == b"[1, 2]"
+    assert replies[1].default_explanation == SLO_MISSED
+    assert [payload for _, payload, _ in gateway.calls] == [b"miss"]
+    assert [q[2] for q in metrics.queries] == [False, True]
 
 
 async def test_batch_elements_get_ids_in_input_order_and_update_consumes_one(
@@ -248,3 +267,34 @@ async def test_unknown_selection_policy_is_refused(registry: StaticRegistry) -> 
         QUERY_PROCESSING_ERROR,
         "BanditPolicy is an invalid selection_policy.",
     )
+
+
+def test_answer_from_cache_answers_a_cached_single_input(registry: StaticRegistry) -> None:
+    processor, gateway, metrics = make(registry, {})
+    gateway.cached[(M, b"a")] = b' {"k": 1} '
+    app = registry.apps["app"]
+    reply = processor.answer_from_cache(app, M, [b"a"])
+    assert reply is not None
+    assert (reply.query_id, output_json(reply), reply.is_default) == (0, b'{"k": 1}', False)
+    assert [(q[0], q[2]) for q in metrics.queries] == [("app", False)]
+    assert processor.take_query_ids(1) == 1
+    assert gateway.calls == []
+
+
+def test_answer_from_cache_declines_misses_batches_and_missing_targets(registry: StaticRegistry) -> None:
+    processor, gateway, metrics = make(registry, {})
+    gateway.cached[(M, b"a")] = b"1"
+    app = registry.apps["app"]
+    assert processor.answer_from_cache(app, M, [b"b"]) is None
+    assert processor.answer_from_cache(app, M, [b"a", b"a"]) is None
+    assert processor.answer_from_cache(app, None, [b"a"]) is None
+    # Declining consumes nothing: the regular path takes the ids and records the queries.
+    assert processor.take_query_ids(1) == 0
+    assert metrics.queries == []
+
+
+def test_answer_from_cache_refuses_an_unknown_policy_like_predict(registry: StaticRegistry) -> None:
+    processor, gateway, _ = make(registry, {})
+    gateway.cached[(M, b"a")] = b"1"
+    with pytest.raises(BadRequest, match="invalid selection_policy"):
+        processor.answer_from_cache(registry.add_app("odd", policy="BanditPolicy"), M, [b"a"])
