@@ -136,7 +136,8 @@ class MetricsSampler:
                     series.append((sample.t_s, (sample.batch_sum - previous.batch_sum) / batches))
             elif sample.batch_count is None and sample.batch_mean_json is not None:
                 series.append((sample.t_s, sample.batch_mean_json))
-            previous = sample
+            if sample.batch_count is not None or previous is None:
+                previous = sample  # a failed probe in between must not break the next delta
         return series
 
     def max_queue_length(self) -> float | None:

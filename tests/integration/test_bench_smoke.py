@@ -71,15 +71,16 @@ def test_batching_overload_and_memory_figures(smoke_report: tuple[dict, Path, st
     variants = figures["batching"]["variants"]
     assert set(variants) == {"adaptive", "fixed_1", "fixed_4"}
     for label, variant in variants.items():
-        assert sum(r["requests"] for r in variant["rounds"]) > 0, label
-        assert variant["batch_size_over_time"], label
-    assert all(size == 1 for _, size in variants["fixed_1"]["batch_size_over_time"])
+        assert sum(r["requests"] for r in variant["rounds"]) > 0, (label, variant)
+        assert variant["batch_size_over_time"], (label, variant)
+    fixed_1 = variants["fixed_1"]["batch_size_over_time"]
+    assert all(size == 1 for _, size in fixed_1), fixed_1
     overload = figures["overload"]
-    assert overload["answered"] > 0
+    assert overload["answered"] > 0, overload
     assert 0.0 <= overload["share_within_bound"] <= 1.0
     assert overload["rss_after_mb"] > 0
     memory = figures["memory"]
     for key in ("whole_cluster_mb", "container_runtime_noop_mb", "query_frontend_with_apps_mb"):
-        assert memory[key] > 0, key
+        assert memory[key] > 0, (key, memory)
     assert (out_dir / "latency_vs_throughput.png").stat().st_size > 0
     assert (out_dir / "batch_size_over_time.png").stat().st_size > 0
