@@ -87,10 +87,12 @@ def run(config: BenchConfig, out_dir: Path, keep_logs: bool) -> int:
     report.write_json(out_dir / ("smoke.json" if config.smoke else "latest.json"), payload)
     plots = report.plot(figures, out_dir)
     print(report.table(figures, targets))
-    print(f"[bench] wrote {out_dir} ({', '.join(plots)}); logs in {work_dir}", flush=True)
+    print(f"[bench] wrote {out_dir} ({', '.join(plots)})", flush=True)
     if errors:
         print(f"[bench] scenario errors: {errors}", flush=True)
-    if not keep_logs and not errors:
+    if keep_logs or errors:
+        print(f"[bench] process logs kept in {work_dir}", flush=True)
+    else:
         shutil.rmtree(work_dir, ignore_errors=True)
     return 1 if errors else 0
 
