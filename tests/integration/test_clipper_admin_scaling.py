@@ -1,0 +1,120 @@
+"""LocalContainerManager scaling (issue 5, long suite): a model scaled to zero replicas answers the
+default with "No connected models found for query" and serves again when scaled back up; and
+``stop_all()`` leaves no process behind after replicas were added and removed."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+import requests
+
+from clipper_admin import ClipperConnection, LocalContainerManager
+from clipper_admin.deployers import python as python_deployer
+from clipper_admin.local.cluster_record import ClusterRecord
+from tests.helpers import free_port
+
+NO_CONNECTED_MODELS = "No connected models found for query"
+Local = tuple[ClipperConnection, LocalContainerManager]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    manager = LocalContainerManager(
+        cluster_name=f"scaling-{uuid.uuid4().hex[:8]}", query_port=free_port(), management_port=free_port(),
+        rpc_port=free_port(), redis_port=free_port(), clipper_home=str(tmp_path_factory.mktemp("home")),
+    )
+    conn = ClipperConnection(manager)
+    conn.start_clipper()
+    try:
+        yield conn, manager
+    finally:
+        conn.stop_all()
+
+
+_queries = itertools.count()
+
+
+def _answer(conn: ClipperConnection, app: str) -> dict[str, Any]:
+    """Each query has a new input, so the prediction cache never answers it."""
+    url = f"http://{conn.get_query_addr()}/{app}/predict"
+    x = [1.0, 2.0, 0.0, float(next(_queries))]
+    return requests.post(url, json={"input": x}, timeout=30).json()  # type: ignore[no-any-return]
+
+
+def _until(conn: ClipperConnection, app: str, want_default: bool, timeout_s: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while (answer := _answer(conn, app))["default"] is not want_default and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return answer
+
+
+def _replica_processes(manager: LocalContainerManager) -> list[psutil.Process]:
+    record = ClusterRecord.load(manager.paths)
+    assert record is not None
+    return [p for r in record.replicas if (p := r.process.process()) is not None]
+
+
+def _family(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for root in processes for p in [root, *root.children(recursive=True)]]
+
+
+def _running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def test_zero_replicas_answer_no_connected_models_then_scale_back(local: Local) -> None:
+    conn, manager = local
+    app, model = f"zero-{uuid.uuid4().hex[:6]}", f"zm-{uuid.uuid4().hex[:6]}"
+    conn.register_application(app, "doubles", "DEFAULT", 5_000_000)
+    python_deployer.deploy_python_closure(conn, model, 1, "doubles", lambda xs: [str(sum(x[:3])) for x in xs])
+    conn.link_model_to_app(app, model)
+    assert _until(conn, app, want_default=False)["output"] == 3.0
+
+    before = _family(_replica_processes(manager))
+    conn.set_num_replicas(model, 0)
+    assert conn.get_num_replicas(model) == 0
+    assert _running(before) == []  # the replica's process (and any child) is gone
+    answer = _until(conn, app, want_default=True)
+    assert answer["default"] is True and answer["output"] == "DEFAULT"
+    started = time.monotonic()
+    answer = _answer(conn, app)
+    assert answer["default_explanation"] == NO_CONNECTED_MODELS, answer
+    assert time.monotonic() - started < 4.0  # not the 5 s SLO: nothing to wait for
+
+    conn.set_num_replicas(model, 1)
+    assert _until(conn, app, want_default=False)["output"] == 3.0
+
+
+def test_stop_all_after_scaling_leaves_no_process(local: Local) -> None:
+    conn, manager = local
+    model = f"scaled-{uuid.uuid4().hex[:6]}"
+    python_deployer.deploy_python_closure(conn, model, 1, "doubles", lambda xs: [str(len(x)) for x in xs])
+    ever: list[psutil.Process] = _family(_replica_processes(manager))
+    conn.set_num_replicas(model, 3)
+    ever += _family(_replica_processes(manager))
+    conn.set_num_replicas(model, 1)
+    conn.set_num_replicas(model, 2)
+    ever += _family(_replica_processes(manager))
+    assert len({p.pid for p in _replica_processes(manager)}) >= 2
+    record = ClusterRecord.load(manager.paths)
+    assert record is not None
+    core = [p for h in record.core.values() if (p := h.process()) is not None]
+    ever += _family(core)
+    assert len(core) == 3
+
+    conn.stop_all()
+    assert _running(ever) == [], _running(ever)
+    assert not manager.paths.record_file.exists()
