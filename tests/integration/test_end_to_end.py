@@ -90,3 +90,55 @@ def test_batch_size_changes_reach_the_running_frontend(cluster: Cluster) -> None
     sizes = eventually(lambda: ((s := _batch_sizes(cluster, 40)) and max(s) == 7 and s) or None,
                        what="batches of 7")
     assert max(sizes) == 7 and all(size <= 7 for size in sizes), sizes
+
+
+def make_pid_model() -> object:
+    def predict(inputs: list[object]) -> list[str]:
+        import os
+        import time as _time
+
+        _time.sleep(0.05)  # long enough that concurrent queries find the first replica busy
+        return [str(os.getpid())] * len(inputs)
+
+    return predict
+
+
+def test_two_replicas_share_the_load(cluster: Cluster) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cluster.start_management()
+    cluster.start_query()
+    cluster.add_app("shared", slo_micros=10_000_000)
+    cluster.add_model("p", "1", batch_size=1)
+    cluster.admin("add_model_links", {"app_name": "shared", "model_names": ["p"]})
+    replicas = [cluster.start_container(make_pid_model(), "p", "1") for _ in range(2)]
+    eventually(lambda: cluster.real_output("shared", [0.0]), what="first replica serving")
+    pids = {str(r.pid) for r in replicas}
+
+    def both_serving() -> set[str] | None:
+        with ThreadPoolExecutor(16) as pool:
+            seen = {str(out) for out in pool.map(lambda i: cluster.real_output("shared", [float(i), 0.5]),
+                                                   range(1, 33))}
+        return seen if seen == pids else None
+
+    # Each query has a new input (no cache hit); batches of 1, so both replicas must be used.
+    assert eventually(both_serving, what="both replicas serving") == pids
+
+
+def test_console_scripts_are_installed(subprocess_env: dict[str, str]) -> None:
+    import shutil
+    import subprocess
+
+    for name, flag in (("clipper-query-frontend", b"--rpc_service_port"),
+                       ("clipper-management-frontend", b"--redis_port")):
+        script = shutil.which(name)
+        assert script is not None, f"{name} missing: run `pip install -e .` (make install)"
+        result = subprocess.run([script, "--help"], env=subprocess_env, capture_output=True, timeout=60)
+        assert result.returncode == 0 and flag in result.stdout, result
+    closure = shutil.which("clipper-closure-container")
+    assert closure is not None
+    missing = subprocess.run([closure], env={k: v for k, v in subprocess_env.items()
+                                             if not k.startswith("CLIPPER_")},
+                             capture_output=True, timeout=60)
+    assert missing.returncode == 1
+    assert b"CLIPPER_MODEL_NAME environment variable must be set" in missing.stderr

@@ -211,3 +211,26 @@ def test_container_killed_mid_batch_answers_default_before_the_slo(cluster: Clus
     # A replacement registers and serves with no user action.
     cluster.start_container(make_sum_model(), "m", "1")
     assert eventually(lambda: cluster.real_output("app", [2.0]), what="replacement") == 2.0
+
+
+def test_killed_idle_container_means_default_at_once_then_a_replacement_serves(cluster: Cluster) -> None:
+    _linked_cluster(cluster, slo_micros=10_000_000)
+    container = cluster.start_container(make_sum_model(), "m", "1")
+    assert eventually(lambda: cluster.real_output("app", [1.0]), what="container serving") == 1.0
+    container.kill()
+    container.wait(10)
+    # A new input each time: a cached output would hide the missing container.
+    inputs = iter(float(i) for i in range(10, 10_000))
+    started = time.monotonic()
+    answer = cluster.predict("app", {"input": [next(inputs)]}).json()
+    assert answer["default"] is True and answer["default_explanation"] != SLO_MISSED, answer
+    assert time.monotonic() - started < 5  # the SLO is 10 s away
+
+    def explanation() -> str | None:
+        fresh = cluster.predict("app", {"input": [next(inputs)]}).json()
+        return fresh["default_explanation"] if fresh["default"] else None
+
+    cause = eventually(explanation, what="default without the container")
+    assert cause == NO_CONNECTED_MODELS
+    cluster.start_container(make_sum_model(), "m", "1")
+    assert eventually(lambda: cluster.real_output("app", [2.0]), what="replacement serving") == 2.0
