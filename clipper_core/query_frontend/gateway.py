@@ -143,7 +143,7 @@ class ModelGateway:
         """The cached output of ``model`` for this input (counted as a cache hit), else None.
 
         Synchronous, so a hit is answered without a timer, a future or a task switch; a miss
-        records nothing (the caller goes on to :meth:`predict`, which counts it).
+        records nothing (the caller goes on to :meth:`submit`, which counts it).
         """
         output = self.cache.get((model.name, model.version, payload))
         if output is not None:
@@ -159,29 +159,40 @@ class ModelGateway:
             ModelFailed: the container failed the batch, crashed or was removed.
             TimeoutError: the deadline passed while the query was queued.
         """
+        output = self.cached_output(model, payload)
+        if output is not None:
+            return output
+        return await asyncio.shield(self.submit(model, payload, deadline))
+
+    def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]:
+        """The shared future of this (uncached) query: an identical one in flight, or a new one.
+
+        Ask :meth:`cached_output` first: this does not look at completed outputs. The future
+        is shared with coalesced callers: wait on it without cancelling it (``asyncio.shield``
+        or :class:`~clipper_core.query_frontend.deadlines.DeadlineWaiter`). Its outcomes are
+        those of :meth:`predict`.
+
+        Raises:
+            NoConnectedModels: no replica of the model and no identical query in flight.
+        """
         key: CacheKey = (model.name, model.version, payload)
         cache = self.cache
         lane = self._lanes.get(model)
-        stats = lane.stats if lane is not None else None
-        output = cache.get(key)
-        if output is not None:
-            self.metrics.record_cache_lookup(stats, "hit")
-            return output
         pending = cache.get_pending(key)
         if pending is not None:
-            self.metrics.record_cache_lookup(stats, "coalesced")
+            self.metrics.record_cache_lookup(lane.stats if lane is not None else None, "coalesced")
             if deadline > pending.latest_deadline:
                 pending.latest_deadline = deadline
-            return await asyncio.shield(pending.future)
+            return pending.future
         if lane is None or not lane.queue.replicas:
             raise NoConnectedModels(f"no connected replica of model {model}")
-        self.metrics.record_cache_lookup(stats, "miss")
+        self.metrics.record_cache_lookup(lane.stats, "miss")
         assert self._loop is not None
         future: asyncio.Future[bytes] = self._loop.create_future()
         query = PendingQuery(key, deadline, future, deadline)
         cache.set_pending(key, query)
         lane.queue.put(query)
-        return await asyncio.shield(future)
+        return future
 
     # ------------------------------------------------------------------ BatchObserver
 

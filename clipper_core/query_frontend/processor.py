@@ -14,6 +14,7 @@ from time import perf_counter
 from typing import Final, NamedTuple, Protocol
 
 from clipper_core.errors import BadRequest
+from clipper_core.query_frontend.deadlines import DeadlineWaiter
 from clipper_core.query_frontend.gateway import ModelFailed, NoConnectedModels
 from clipper_core.query_frontend.outputs import EmbeddedOutput, embed_output
 from clipper_core.query_frontend.registry import AppEntry
@@ -43,7 +44,7 @@ class PredictionGateway(Protocol):
 
     def cached_output(self, model: ModelId, payload: bytes) -> bytes | None: ...
 
-    async def predict(self, model: ModelId, payload: bytes, deadline: float) -> bytes: ...
+    def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]: ...
 
 
 class RegistryView(Protocol):
@@ -83,6 +84,7 @@ class QueryProcessor:
         self._gateway = gateway
         self._metrics = metrics
         self._next_query_id = 0
+        self._deadlines = DeadlineWaiter()
 
     def find_app(self, name: str) -> AppEntry | None:
         return self._registry.app(name)
@@ -154,8 +156,10 @@ class QueryProcessor:
         start = loop.time()
         deadline = start + app.slo_s
         first_id = self.take_query_ids(len(payloads))
-        if len(payloads) == 1:  # the common case: no gather, no extra task
-            return [await self._query(app, target, payloads[0], first_id, start, deadline)]
+        if len(payloads) == 1:  # the common case: no gather, no extra task, one frame fewer
+            reply = await self._ask_model(app, target, payloads[0], first_id, deadline)
+            self._metrics.record_app_query(app.name, loop.time() - start, reply.is_default)
+            return [reply]
         return list(
             await asyncio.gather(
                 *(
@@ -188,10 +192,9 @@ class QueryProcessor:
         if raw is not None:
             return Reply(query_id, embed_output(raw), False)
         try:
-            # The gateway shields the shared work: cancelling here only stops our wait, and a
-            # late output still fills the cache for the next identical query.
-            async with asyncio.timeout_at(deadline):
-                raw = await self._gateway.predict(target, payload, deadline)
+            # The future is shared (coalesced callers, the cache): the waiter stops only our
+            # wait at the deadline, and a late output still fills the cache.
+            raw = await self._deadlines.until(self._gateway.submit(target, payload, deadline), deadline)
         except TimeoutError:
             return Reply(query_id, app.default_output, True, SLO_MISSED)
         except NoConnectedModels:

@@ -67,15 +67,16 @@ class ScriptedGateway:
     def cached_output(self, model: ModelId, payload: bytes) -> bytes | None:
         return self.cached.get((model, payload))
 
-    async def predict(self, model: ModelId, payload: bytes, deadline: float) -> bytes:
+    def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]:
         self.calls.append((model, payload, deadline))
         action = self.script[payload]
-        if action == "hang":
-            await asyncio.Event().wait()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         if isinstance(action, BaseException):
-            raise action
-        assert isinstance(action, bytes)
-        return action
+            future.set_exception(action)
+        elif action != "hang":
+            assert isinstance(action, bytes)
+            future.set_result(action)
+        return future
 
 
 class RecordingMetrics:
