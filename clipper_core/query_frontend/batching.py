@@ -52,6 +52,7 @@ __all__ = [
     "AIMD_MAX_BATCH_SIZE",
     "AIMD_STEP",
     "AIMD_TARGET_FRACTION",
+    "BATCH_RESPONSE_GRACE_S",
     "AimdPolicy",
     "BatchObserver",
     "BatchSender",
@@ -72,6 +73,11 @@ AIMD_STEP: Final = 1.0
 AIMD_MAX_BATCH_SIZE: Final = 4096
 AIMD_TARGET_FRACTION: Final = 0.5
 LATENCY_EWMA_ALPHA: Final = 0.3
+# A batch still unanswered this long after the last deadline in it means a wedged container
+# (alive, heartbeating, but never answering): the batch fails and the replica is dropped,
+# so the container must register again before it gets work. As generous as the silence
+# allowed before a container is removed (rpc_service.CONTAINER_INACTIVITY_TIMEOUT_S).
+BATCH_RESPONSE_GRACE_S: Final = 30.0
 
 
 class QueryExpired(TimeoutError):
@@ -137,6 +143,9 @@ class BatchSender(Protocol):
     def send_batch(
         self, connection_id: int, input_type: InputType, inputs: Sequence[bytes]
     ) -> Awaitable[list[bytes]]: ...
+
+    def abandon(self, connection_id: int, reason: str) -> None:
+        """Stop using a wedged connection (its container may register again)."""
 
 
 class BatchObserver(Protocol):
@@ -367,8 +376,10 @@ class Replica:
         input_type: InputType,
         sender: BatchSender,
         policy: AimdPolicy | None = None,
+        response_grace_s: float = BATCH_RESPONSE_GRACE_S,
     ) -> None:
         self.queue = queue
+        self.response_grace_s = response_grace_s
         self.replica_id = replica_id
         self.connection_id = connection_id
         self.input_type = input_type
@@ -421,6 +432,18 @@ class Replica:
                 exc_info=task.exception(),
             )
 
+    def _give_up_wedged(self, batch: list[PendingQuery]) -> None:
+        queue = self.queue
+        reason = (
+            f"did not answer a batch of {len(batch)} within {self.response_grace_s:g} s "
+            "after its last deadline (wedged)"
+        )
+        logger.warning("Replica %d of %s %s; taking it out of rotation", self.replica_id, queue.model, reason)
+        queue.fail(batch, ModelFailed(f"replica {self.replica_id} of {queue.model} {reason}"))
+        if queue.replicas.get(self.connection_id) is self:
+            del queue.replicas[self.connection_id]
+        self.sender.abandon(self.connection_id, reason)
+
     async def _run(self) -> None:
         queue = self.queue
         loop = asyncio.get_running_loop()
@@ -433,10 +456,19 @@ class Replica:
             target_s = latency_target_s(batch[0].deadline, sent_at)
             queue.inflight_batches += 1
             self._is_sending = True
+            give_up_at = max(query.latest_deadline for query in batch) + self.response_grace_s
             try:
-                outputs = await self.sender.send_batch(
-                    self.connection_id, self.input_type, [query.key[2] for query in batch]
-                )
+                async with asyncio.timeout_at(give_up_at) as response_timeout:
+                    outputs = await self.sender.send_batch(
+                        self.connection_id, self.input_type, [query.key[2] for query in batch]
+                    )
+            except TimeoutError as exc:
+                if response_timeout.expired():
+                    self._give_up_wedged(batch)
+                    return
+                logger.exception("Sending a batch to %s replica %d failed", queue.model, self.replica_id)
+                queue.fail(batch, ModelFailed(f"internal error while sending the batch: {exc}"))
+                continue
             except ContainerGone as exc:
                 queue.fail(batch, exc)
                 if queue.replicas.get(self.connection_id) is self:

@@ -22,6 +22,7 @@ from typing import Any, Final
 from clipper_core.errors import StateError
 from clipper_core.query_frontend.batching import (
     ADAPTIVE_BATCH_SIZE,
+    BATCH_RESPONSE_GRACE_S,
     ModelQueue,
     PendingQuery,
     QueryExpired,
@@ -70,8 +71,10 @@ class ModelGateway:
         metrics: FrontendMetrics,
         *,
         batch_wait_s: float = 0.0,
+        batch_response_grace_s: float = BATCH_RESPONSE_GRACE_S,
     ) -> None:
         self._store = store
+        self.batch_response_grace_s = batch_response_grace_s
         self.rpc = rpc
         self.cache: PredictionCache[PendingQuery] = PredictionCache(cache_size_bytes)
         self.metrics = metrics
@@ -95,6 +98,7 @@ class ModelGateway:
         *,
         inactivity_timeout_s: float = CONTAINER_INACTIVITY_TIMEOUT_S,
         batch_wait_s: float = 0.0,
+        batch_response_grace_s: float = BATCH_RESPONSE_GRACE_S,
     ) -> ModelGateway:
         """Bind the RPC service and start serving containers.
 
@@ -106,10 +110,17 @@ class ModelGateway:
             metrics: where to record model-side metrics.
             inactivity_timeout_s: silence after which a container is removed.
             batch_wait_s: delayed batching wait (0 = off).
+            batch_response_grace_s: how long after a batch's last deadline an unanswered batch
+                fails and its (wedged) replica is dropped until the container registers again.
         """
         rpc = RpcService(store, rpc_host, rpc_port, inactivity_timeout_s=inactivity_timeout_s)
         gateway = cls(
-            store, rpc, cache_size_bytes, metrics or FrontendMetrics(), batch_wait_s=batch_wait_s
+            store,
+            rpc,
+            cache_size_bytes,
+            metrics or FrontendMetrics(),
+            batch_wait_s=batch_wait_s,
+            batch_response_grace_s=batch_response_grace_s,
         )
         gateway._loop = asyncio.get_running_loop()
         await rpc.start()
@@ -257,7 +268,14 @@ class ModelGateway:
             lane = self._lanes.get(model)  # another replica may have created it meanwhile
             if lane is None:
                 lane = self._create_lane(model, batch_size)
-        replica = Replica(lane.queue, info.replica_id, info.zmq_connection_id, info.input_type, self.rpc)
+        replica = Replica(
+            lane.queue,
+            info.replica_id,
+            info.zmq_connection_id,
+            info.input_type,
+            self.rpc,
+            response_grace_s=self.batch_response_grace_s,
+        )
         lane.queue.add_replica(replica)
 
     def replica_removed(self, info: ContainerInfo) -> None:

@@ -226,6 +226,15 @@ class RpcService:
             self.on_send_delay(self._loop.time() - started)
         return future
 
+    def abandon(self, connection_id: int, reason: str) -> None:
+        """Drop a wedged connection as if it had gone silent: its in-flight batches fail with
+        ``reason``, the listener loses the replica and its DB 3 record is deleted. A container
+        that still heartbeats is asked for its metadata and registers again as a new replica."""
+        conn = self._by_id.get(connection_id)
+        if conn is not None:
+            logger.warning("%s %s; removing it", _describe(conn), reason)
+            self._remove_connection(conn, reason)
+
     def _allocate_message_id(self) -> int:
         message_id = self._next_message_id
         # u32 wraps; skip an id still outstanding after a wrap (a batch stuck for 2^32 sends).

@@ -69,6 +69,7 @@ class FakeContainer:
     requests: list[PredictRequest] = field(default_factory=list)
     heartbeat_replies: list[HeartbeatType] = field(default_factory=list)
     is_silent: bool = False  # stop sending anything (simulates a hung container)
+    ignores_predictions: bool = False  # heartbeats on, never answers a batch (a wedged model)
     registered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -120,6 +121,8 @@ class FakeContainer:
                 continue
             assert isinstance(message, PredictRequest)
             self.requests.append(message)
+            if self.ignores_predictions:
+                continue
             try:
                 result = self.handler(list(message.inputs))
                 outputs = await result if asyncio.iscoroutine(result) else result

@@ -13,7 +13,7 @@ import pytest
 
 from clipper_core.query_frontend.gateway import ModelFailed, ModelGateway, NoConnectedModels
 from clipper_core.query_frontend.metrics import FrontendMetrics
-from clipper_core.rpc import InputType
+from clipper_core.rpc import HeartbeatType, InputType
 from clipper_core.state import ModelId, ModelInfo, RedisSettings, StateStore
 from tests.helpers import RedisServer, stop_process
 from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
@@ -238,6 +238,32 @@ async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) ->
             with pytest.raises(NoConnectedModels):
                 await gateway.predict(MODEL, b"y", deadline_in(30))
             await wait_until_async(store.list_containers, [])
+    finally:
+        await gateway.aclose()
+
+
+async def test_wedged_container_fails_its_batch_and_registers_again(store: StateStore) -> None:
+    gateway = await ModelGateway.start(
+        store, "127.0.0.1", 0, 1 << 20, FrontendMetrics(), batch_response_grace_s=0.2
+    )
+    try:
+        async with await connect(gateway) as container:
+            container.ignores_predictions = True
+            [first_record] = await store.list_containers()
+            started = asyncio.get_running_loop().time()
+            wedged = r"replica 0 of m:1 did not answer a batch of 1 within 0\.2 s"
+            with pytest.raises(ModelFailed, match=wedged):
+                await gateway.predict(MODEL, b"x", deadline_in(0.1))
+            assert asyncio.get_running_loop().time() - started < 5
+            # The container still heartbeats: it is asked for its metadata and comes back as a
+            # new replica, which gets work again.
+            asked_again = HeartbeatType.REQUEST_CONTAINER_METADATA
+            await wait_until(lambda: asked_again in container.heartbeat_replies[1:])
+            await wait_until(lambda: gateway.replica_count(MODEL) == 1)
+            records = await store.list_containers()
+            assert [r.replica_id for r in records] == [1] and first_record.replica_id == 0
+            container.ignores_predictions = False
+            assert await gateway.predict(MODEL, b"y", deadline_in(5)) == b"out:y"
     finally:
         await gateway.aclose()
 

@@ -285,6 +285,10 @@ class RecordingSender:
         self.release = asyncio.Event()
         self.release.set()
         self.fail_with = fail_with
+        self.abandoned: list[tuple[int, str]] = []
+
+    def abandon(self, connection_id: int, reason: str) -> None:
+        self.abandoned.append((connection_id, reason))
 
     async def send_batch(
         self, connection_id: int, input_type: InputType, inputs: Sequence[bytes]
@@ -485,4 +489,24 @@ async def test_replica_backs_off_when_a_batch_exceeds_its_latency_target() -> No
     queue.put(tight)
     await asyncio.wait_for(tight.future, 2)
     assert policy.limit == pytest.approx(5.4)
+    queue.close(ModelFailed("done"))
+
+
+async def test_a_batch_unanswered_past_its_deadline_and_grace_fails_and_drops_the_replica() -> None:
+    queue = ModelQueue(MODEL, batch_size=1)
+    sender = RecordingSender()
+    sender.release.clear()  # the container never answers
+    replica = Replica(queue, 3, 7, InputType.BYTES, sender, response_grace_s=0.05)
+    queue.add_replica(replica)
+    query, queued = make_query(b"a", now() + 0.05), make_query(b"b", now() + 10)
+    queue.put(query)
+    await first_batch_sent(sender)
+    queue.put(queued)
+    with pytest.raises(ModelFailed, match=r"replica 3 of m:1 did not answer a batch of 1 within 0\.05 s"):
+        await asyncio.wait_for(query.future, 5)
+    await asyncio.wait_for(replica.wait_stopped(), 5)
+    assert queue.replicas == {}
+    assert [connection for connection, _ in sender.abandoned] == [7]
+    assert "wedged" in sender.abandoned[0][1]
+    assert not queued.future.done()  # still queued for the next replica (the gateway decides)
     queue.close(ModelFailed("done"))
