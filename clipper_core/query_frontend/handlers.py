@@ -100,7 +100,7 @@ class QueryHandlers:
         hit = self._processor.answer_from_cache(app, target, payloads)
         if hit is not None:
             return web.Response(body=orjson.dumps(reply_object(hit)), content_type=_JSON)
-        replies = await self._processor.predict(app, target, payloads)
+        replies = await self._processor.predict(app, target, payloads, cache_checked=True)
         if len(replies) == 1:  # "input", or a batch of exactly one, answers a single object
             result: dict[str, Any] = reply_object(replies[0])
         else:

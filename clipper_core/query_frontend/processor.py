@@ -144,8 +144,13 @@ class QueryProcessor:
         self._metrics.record_app_query(app.name, perf_counter() - start, False)
         return reply
 
-    async def predict(self, app: AppEntry, target: ModelId | None, payloads: list[bytes]) -> list[Reply]:
+    async def predict(
+        self, app: AppEntry, target: ModelId | None, payloads: list[bytes], *, cache_checked: bool = False
+    ) -> list[Reply]:
         """Answer every payload as its own query, in input order.
+
+        ``cache_checked``: :meth:`answer_from_cache` just declined this request, so a single
+        input is known to be uncached (saves a second lookup on the miss path).
 
         Raises:
             BadRequest: the application's selection policy is not the one policy that exists.
@@ -157,7 +162,7 @@ class QueryProcessor:
         deadline = start + app.slo_s
         first_id = self.take_query_ids(len(payloads))
         if len(payloads) == 1:  # the common case: no gather, no extra task, one frame fewer
-            reply = await self._ask_model(app, target, payloads[0], first_id, deadline)
+            reply = await self._ask_model(app, target, payloads[0], first_id, deadline, not cache_checked)
             self._metrics.record_app_query(app.name, loop.time() - start, reply.is_default)
             return [reply]
         return list(
@@ -183,14 +188,21 @@ class QueryProcessor:
         return reply
 
     async def _ask_model(
-        self, app: AppEntry, target: ModelId | None, payload: bytes, query_id: int, deadline: float
+        self,
+        app: AppEntry,
+        target: ModelId | None,
+        payload: bytes,
+        query_id: int,
+        deadline: float,
+        look_in_cache: bool = True,
     ) -> Reply:
         if target is None:
             return Reply(query_id, app.default_output, True, NO_CONNECTED_MODELS)
-        # A cache hit needs no timer: the SLO timeout alone costs more than the rest of the query.
-        raw = self._gateway.cached_output(target, payload)
-        if raw is not None:
-            return Reply(query_id, embed_output(raw), False)
+        if look_in_cache:
+            # A cache hit needs no deadline wait, no future and no task switch.
+            raw = self._gateway.cached_output(target, payload)
+            if raw is not None:
+                return Reply(query_id, embed_output(raw), False)
         try:
             # The future is shared (coalesced callers, the cache): the waiter stops only our
             # wait at the deadline, and a late output still fills the cache.

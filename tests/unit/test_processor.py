@@ -299,3 +299,14 @@ def test_answer_from_cache_refuses_an_unknown_policy_like_predict(registry: Stat
     gateway.cached[(M, b"a")] = b"1"
     with pytest.raises(BadRequest, match="invalid selection_policy"):
         processor.answer_from_cache(registry.add_app("odd", policy="BanditPolicy"), M, [b"a"])
+
+
+async def test_cache_checked_skips_the_second_lookup_of_a_single_input(registry: StaticRegistry) -> None:
+    processor, gateway, _ = make(registry, {b"a": b"from the model"})
+    gateway.cached[(M, b"a")] = b"1"
+    app = registry.apps["app"]
+    [checked] = await processor.predict(app, M, [b"a"], cache_checked=True)
+    assert output_json(checked) == b'"from the model"'
+    [unchecked] = await processor.predict(app, M, [b"a"])
+    assert output_json(unchecked) == b"1"
+    assert len(gateway.calls) == 1
