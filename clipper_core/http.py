@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from clipper_core.errors import ClipperError
 
@@ -75,6 +76,10 @@ async def json_error_middleware(request: web.Request, handler: Handler) -> web.S
         if exc.status < 400:
             raise  # redirects and the like pass through untouched
         return _http_exception_response(request, exc)
+    except RequestPayloadError as exc:
+        # The body could not be read as sent (e.g. it does not decode under its
+        # Content-Encoding): the client's fault, not ours.
+        return json_error_response(400, "Bad Request", f"Cannot read the request body: {exc}")
     except Exception as exc:
         logger.exception("Unhandled error in %s %s", request.method, request.path)
         return json_error_response(500, "Internal error", f"{type(exc).__name__}: {exc}")
