@@ -10,6 +10,7 @@ leaf is a string. One deliberate difference: a ``.`` in a metric name (model ver
 from __future__ import annotations
 
 import math
+import operator
 import random
 import time
 from collections.abc import Sequence
@@ -31,12 +32,16 @@ def _num(value: float) -> str:
 class Reservoir:
     """Uniform sample of at most ``capacity`` values (Algorithm R)."""
 
-    __slots__ = ("capacity", "count", "values")
+    __slots__ = ("_report", "_report_key", "capacity", "count", "values")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.count = 0
         self.values: list[float] = []
+        # The last report and the (count, unit) it was made for: the report runs on the event
+        # loop (a sort and two passes over up to 4096 values), so idle reservoirs reuse theirs.
+        self._report: dict[str, str] | None = None
+        self._report_key: tuple[int, str] | None = None
 
     def add(self, value: float) -> None:
         seen = self.count
@@ -53,13 +58,24 @@ class Reservoir:
             self.add(value)
 
     def report(self, unit: str) -> dict[str, str]:
+        key = (self.count, unit)
+        if self._report is None or self._report_key != key:
+            self._report = self._compute_report(unit)
+            self._report_key = key
+        return dict(self._report)
+
+    def _compute_report(self, unit: str) -> dict[str, str]:
         values = sorted(self.values)
         n = len(values)
         if n == 0:
             zeros = dict.fromkeys(("min", "max", "mean", "std_dev", "p50", "p95", "p99"), "0")
             return {"unit": unit, "size": "0", **zeros}
         mean = math.fsum(values) / n
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n) if n > 1 else 0.0
+        std = 0.0
+        if n > 1:
+            # Two-pass population variance, with the squares summed by C-level iteration.
+            deviations = [v - mean for v in values]
+            std = math.sqrt(math.fsum(map(operator.mul, deviations, deviations)) / n)
         fields = {
             "unit": unit,
             "size": str(n),

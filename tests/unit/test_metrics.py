@@ -194,3 +194,17 @@ def test_report_writer_escapes_like_boost() -> None:
     body = render_report([("counters", [("app:a/b\u00e9\"", {"count": "1"})])]).decode()
     assert '"app:a\\/b\\u00C3\\u00A9\\"": {' in body
     assert render_report([("counters", [])]) == b""
+
+
+def test_reservoir_report_is_reused_until_a_value_is_added() -> None:
+    reservoir = Reservoir(8)
+    for value in (10.0, 30.0):
+        reservoir.add(value)
+    first = reservoir.report("microseconds")
+    assert reservoir.report("microseconds") == first
+    first["mean"] = "changed by a caller"  # callers get a copy, never the cached report
+    assert reservoir.report("microseconds")["mean"] == "20"
+    assert reservoir.report("milliseconds")["unit"] == "milliseconds"
+    reservoir.add(50.0)
+    assert reservoir.report("microseconds")["mean"] == "30"
+    assert reservoir.report("microseconds")["size"] == "3"
