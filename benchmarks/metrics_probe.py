@@ -112,9 +112,12 @@ class MetricsSampler:
                         self.cluster.metrics_prometheus(), self.model
                     )
                     prometheus_ok = sample.batch_count is not None or sample.queue_length is not None
-                sample.batch_mean_json, sample.batch_max_json = read_json_batch(
-                    self.cluster.metrics_json(), self.model
-                )
+                if not prometheus_ok:
+                    # Only as a fallback: each /metrics render costs the frontend's event loop
+                    # a few ms, and the probe should disturb what it measures as little as it can.
+                    sample.batch_mean_json, sample.batch_max_json = read_json_batch(
+                        self.cluster.metrics_json(), self.model
+                    )
                 sample.rss_bytes = process.memory_info().rss
             except Exception as error:  # a failed probe must not stop the benchmark
                 logger.warning("metrics probe failed: %s", error)
