@@ -53,6 +53,11 @@ logger = logging.getLogger(__name__)
 
 CONTAINER_INACTIVITY_TIMEOUT_S: Final = 30.0
 ACTIVITY_CHECK_PERIOD_S: Final = 10.0
+# A container busy with a batch sends nothing; while a batch is out this long without any
+# message from its container, the frontend sends it a KeepAlive. The send itself is the
+# probe: with ROUTER_MANDATORY a peer whose connection closed (a killed container) raises
+# EHOSTUNREACH, and its batch fails at once instead of at the SLO.
+BUSY_PROBE_PERIOD_S: Final = 0.25
 # Bound on messages handled per loop turn so a flood of responses cannot starve HTTP.
 MAX_MESSAGES_PER_DRAIN: Final = 256
 _U32_MASK: Final = 0xFFFFFFFF
@@ -167,6 +172,7 @@ class RpcService:
         self._fd = cast(int, sock.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._drain)
         self._checker = self._spawn(self._check_activity_forever())
+        self._spawn(self._probe_busy_forever())
         self._schedule_drain()
         logger.info("RPC service listening on tcp://%s:%d", host, self.port)
 
@@ -392,6 +398,38 @@ class RpcService:
         while True:
             await asyncio.sleep(self._check_period_s)
             self.remove_inactive(self._loop.time())
+
+    async def _probe_busy_forever(self) -> None:
+        assert self._loop is not None
+        while True:
+            await asyncio.sleep(BUSY_PROBE_PERIOD_S)
+            self.probe_busy(self._loop.time())
+
+    def probe_busy(self, now: float) -> int:
+        """KeepAlive to every container holding a batch and quiet for a probe period;
+        a container whose connection is gone is removed (its batches fail at once)."""
+        assert self._sock is not None
+        busy = [
+            c
+            for c in self._by_identity.values()
+            if c.inflight and now - c.last_activity > BUSY_PROBE_PERIOD_S
+        ]
+        gone = 0
+        for conn in busy:
+            try:
+                _send_message(self._sock, conn.identity, _KEEP_ALIVE)
+                self._count("sent", "keep_alive")
+            except zmq.Again:
+                pass  # its pipe is full: it is alive but slow; the inactivity check decides
+            except zmq.ZMQError as exc:
+                if exc.errno != errno.EHOSTUNREACH:
+                    raise
+                logger.warning("%s disconnected with a batch in flight; removing it", _describe(conn))
+                self._remove_connection(conn, "disconnected while answering a batch")
+                gone += 1
+            finally:
+                self._after_send()
+        return gone
 
     def remove_inactive(self, now: float) -> int:
         """Remove every container silent for longer than the inactivity timeout."""

@@ -183,11 +183,6 @@ def make_sleepy_model() -> object:
     return predict
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rpc_service notices a dead container only after 30 s of silence "
-    "(CONTAINER_INACTIVITY_TIMEOUT_S), so a batch in flight on a killed container waits for the SLO",
-)
 def test_container_killed_mid_batch_answers_default_before_the_slo(cluster: Cluster) -> None:
     _linked_cluster(cluster, slo_micros=12_000_000)
     container = cluster.start_container(make_sleepy_model(), "m", "1")
