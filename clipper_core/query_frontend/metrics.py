@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from clipper_core.query_frontend._metrics_report import Meter, Reservoir, render_report
+from clipper_core.query_frontend._prometheus_text import render_text
 
 __all__ = ["AppStats", "FrontendMetrics", "ModelStats"]
 
@@ -178,8 +179,12 @@ class FrontendMetrics:
     # ------------------------------------------------------------------ views
 
     def render_prometheus(self) -> tuple[bytes, str]:
-        """(body, content type) in the Prometheus text exposition format."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """(body, content type) in the Prometheus text exposition format.
+
+        Written by ``render_text``, which matches ``generate_latest(self.registry)`` byte for
+        byte at a fraction of its cost on the event loop.
+        """
+        return render_text(self), CONTENT_TYPE_LATEST
 
     def render_json_report(self) -> bytes:
         """The original's ``GET /metrics`` JSON report (spec 6.2)."""

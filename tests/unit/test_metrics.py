@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from clipper_core.query_frontend._metrics_report import (
@@ -138,6 +138,26 @@ def test_prometheus_names_and_values() -> None:
     assert got[("clipper_model_cache_lookups_total", (("model", "m:1"), ("result", "coalesced")))] == 1
     assert got[("clipper_model_cache_lookups_total", (("model", "m:1"), ("result", "miss")))] == 0
     assert got[("clipper_rpc_messages_total", (("direction", "sent"), ("type", "predict_request")))] == 3
+
+
+def test_prometheus_text_matches_generate_latest_byte_for_byte() -> None:
+    """The fast writer must produce what prometheus_client writes from the registered collector,
+    including escaped label values, counts past Go's exponent switch and fractional sums."""
+    metrics = FrontendMetrics()
+    assert metrics.render_prometheus()[0] == generate_latest(metrics.registry)  # nothing recorded
+    metrics.record_app_query('odd "app"\\name\nx', 0.0123, True)
+    metrics.add_app("idle")
+    busy = metrics.add_model("m:1", gauges=lambda: (2_000_000, 3))
+    for _ in range(3):
+        metrics.record_batch(busy, 1_500_000, 0.7)
+    metrics.record_cache_lookup(busy, "miss")
+    metrics.add_model("no-gauges:2")
+    metrics.add_model("gone:1")
+    metrics.remove_model("gone:1")
+    metrics.rpc_messages = lambda: {("sent", "predict_request"): 12_345_678, ("received", "x"): 0}
+    body, _ = metrics.render_prometheus()
+    assert body == generate_latest(metrics.registry)
+    assert b"e+06" in body and b'app="odd \\"app\\"' in body
 
 
 def test_each_instance_has_its_own_registry() -> None:
