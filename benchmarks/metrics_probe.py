@@ -113,8 +113,8 @@ class MetricsSampler:
                     )
                     prometheus_ok = sample.batch_count is not None or sample.queue_length is not None
                 if not prometheus_ok:
-                    # Only as a fallback: each /metrics render costs the frontend's event loop
-                    # a few ms, and the probe should disturb what it measures as little as it can.
+                    # Only as a fallback: the probe should disturb what it measures as little
+                    # as it can (one render of either view costs the loop ~0.2 ms with 8 models).
                     sample.batch_mean_json, sample.batch_max_json = read_json_batch(
                         self.cluster.metrics_json(), self.model
                     )
