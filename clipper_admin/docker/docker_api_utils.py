@@ -98,6 +98,14 @@ def find_unbound_port(
     raise ClipperException(f"No free port found in {port_range}")
 
 
+def connect_to_engine() -> docker.DockerClient:
+    """A client for the engine named by the environment (DOCKER_HOST, ...), or a ClipperException."""
+    try:
+        return docker.from_env()
+    except docker.errors.DockerException as e:
+        raise ClipperException(f"Unable to Connect to Docker. Please Check if Docker is running: {e}") from e
+
+
 def create_network(client: docker.DockerClient, name: str, labels: dict[str, str]) -> bool:
     """Create a bridge network unless it exists; True when this call created it."""
     try:

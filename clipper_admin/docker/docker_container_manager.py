@@ -110,7 +110,7 @@ class DockerContainerManager(ContainerManager):
         self.prometheus_port = prometheus_port
         self.docker_network = docker_network
         self.redis_image = clipper_image("redis")
-        self.docker_client = docker.from_env()
+        self._docker_client: docker.DockerClient | None = None
         self.logger = ClusterAdapter(logger, {"cluster_name": cluster_name})
 
         kwargs = copy.deepcopy(extra_container_kwargs or {})
@@ -125,6 +125,13 @@ class DockerContainerManager(ContainerManager):
         kwargs.setdefault("log_config", {"type": "json-file"})
         kwargs["detach"] = True
         self.extra_container_kwargs = kwargs
+
+    @property
+    def docker_client(self) -> docker.DockerClient:
+        """The engine client, connected on first use so a manager can be configured without one."""
+        if self._docker_client is None:
+            self._docker_client = api.connect_to_engine()
+        return self._docker_client
 
     @property
     def is_host_network(self) -> bool:

@@ -26,6 +26,7 @@ from typing import Any, Final
 import docker
 import docker.errors
 
+from clipper_admin.docker.docker_api_utils import connect_to_engine
 from clipper_admin.exceptions import ClipperException
 
 __all__ = [
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        tags = build_all(docker.from_env(), args.images or list(CLIPPER_IMAGE_DOCKERFILES), args.network)
+        tags = build_all(connect_to_engine(), args.images or list(CLIPPER_IMAGE_DOCKERFILES), args.network)
     except ClipperException as e:
         logger.error("%s", e)
         return 1

@@ -50,7 +50,13 @@ def test_source_dir_from_checkout_and_env(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert find_source_dir() == tmp_path
 
 
-def test_manager_configuration_for_host_and_bridge_networks() -> None:
+@pytest.fixture
+def no_docker_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point the Docker client at a socket nobody listens on, whatever runs on this machine."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+
+
+def test_manager_configuration_for_host_and_bridge_networks(no_docker_engine: None) -> None:
     host = DockerContainerManager(
         cluster_name="c1", docker_network="host", extra_container_kwargs={"labels": {"team": "x"}}
     )
@@ -65,6 +71,12 @@ def test_manager_configuration_for_host_and_bridge_networks() -> None:
     assert bridge.get_query_addr() == "localhost:2000"
     assert bridge.get_admin_addr() == "localhost:2001"
     assert bridge.get_metric_addr() == "localhost:2000"
+
+
+def test_engine_is_contacted_on_first_use_with_a_clear_error(no_docker_engine: None) -> None:
+    manager = DockerContainerManager(docker_network="host")
+    with pytest.raises(ClipperException, match="Unable to Connect to Docker"):
+        manager.get_num_replicas("m", "1")
 
 
 def test_centralized_logging_is_refused() -> None:
