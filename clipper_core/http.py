@@ -6,6 +6,9 @@
   reason, and any other exception as 500 after logging it once.
 - :func:`create_app`: an ``web.Application`` with that middleware and a request-body limit
   (aiohttp raises 413 when a handler reads a larger body).
+- :func:`error_response`: the same rendering for servers without the middleware (the query
+  frontend's low-level dispatcher), with :func:`not_found_response` and
+  :func:`method_not_allowed_response` for its own routing.
 - :func:`json_error_response`: the same body for handlers that answer an error themselves.
 
 Bodies are ``application/json`` without a charset parameter, as the original wrote them.
@@ -27,9 +30,12 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "JSON_CONTENT_TYPE",
     "create_app",
+    "error_response",
     "json_error_body",
     "json_error_middleware",
     "json_error_response",
+    "method_not_allowed_response",
+    "not_found_response",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,19 +54,45 @@ def json_error_response(status: int, error: str, cause: str) -> web.Response:
     return web.Response(status=status, body=json_error_body(error, cause), content_type=JSON_CONTENT_TYPE)
 
 
-def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
-    if exc.status == 404:
-        cause = f"No endpoint for {request.method} {request.path}"
-    elif exc.status == 405:
-        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
-        cause = f"Method {request.method} is not allowed for {request.path}; allowed: {allowed}"
-    else:
-        cause = exc.text or exc.reason
-    response = json_error_response(exc.status, exc.reason, cause)
-    for name in ("Allow",):
-        if name in exc.headers:
-            response.headers[name] = exc.headers[name]
+def not_found_response(request: web.BaseRequest) -> web.Response:
+    return json_error_response(404, "Not Found", f"No endpoint for {request.method} {request.path}")
+
+
+def method_not_allowed_response(request: web.BaseRequest, allowed: Iterable[str]) -> web.Response:
+    allowed_text = ", ".join(sorted(allowed))
+    response = json_error_response(
+        405,
+        "Method Not Allowed",
+        f"Method {request.method} is not allowed for {request.path}; allowed: {allowed_text}",
+    )
+    response.headers["Allow"] = ",".join(sorted(allowed))
     return response
+
+
+def error_response(request: web.BaseRequest, exc: Exception) -> web.Response:
+    """The JSON answer for an exception a handler raised (logged when it is the server's fault).
+
+    Raises:
+        web.HTTPException: ``exc`` itself when it is not an error (redirects pass through).
+    """
+    if isinstance(exc, ClipperError):
+        if exc.http_status >= 500:
+            logger.error("%s %s failed: %s", request.method, request.path, exc.cause)
+        return json_error_response(exc.http_status, exc.error, exc.cause)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        if exc.status == 404:
+            return not_found_response(request)
+        if exc.status == 405:
+            return method_not_allowed_response(request, getattr(exc, "allowed_methods", ()) or ())
+        return json_error_response(exc.status, exc.reason, exc.text or exc.reason)
+    if isinstance(exc, RequestPayloadError):
+        # The body could not be read as sent (e.g. it does not decode under its
+        # Content-Encoding): the client's fault, not ours.
+        return json_error_response(400, "Bad Request", f"Cannot read the request body: {exc}")
+    logger.error("Unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return json_error_response(500, "Internal error", f"{type(exc).__name__}: {exc}")
 
 
 @web.middleware
@@ -68,21 +100,8 @@ async def json_error_middleware(request: web.Request, handler: Handler) -> web.S
     """Every error answer is JSON ``{"error","cause"}``; unexpected exceptions become 500."""
     try:
         return await handler(request)
-    except ClipperError as exc:
-        if exc.http_status >= 500:
-            logger.error("%s %s failed: %s", request.method, request.path, exc.cause)
-        return json_error_response(exc.http_status, exc.error, exc.cause)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise  # redirects and the like pass through untouched
-        return _http_exception_response(request, exc)
-    except RequestPayloadError as exc:
-        # The body could not be read as sent (e.g. it does not decode under its
-        # Content-Encoding): the client's fault, not ours.
-        return json_error_response(400, "Bad Request", f"Cannot read the request body: {exc}")
     except Exception as exc:
-        logger.exception("Unhandled error in %s %s", request.method, request.path)
-        return json_error_response(500, "Internal error", f"{type(exc).__name__}: {exc}")
+        return error_response(request, exc)
 
 
 def create_app(

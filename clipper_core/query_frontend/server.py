@@ -17,9 +17,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from clipper_core.http import create_app
 from clipper_core.query_frontend.gateway import ModelGateway
-from clipper_core.query_frontend.handlers import QueryHandlers, add_routes
+from clipper_core.query_frontend.handlers import QueryHandlers, QueryRoutes
 from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
@@ -58,7 +57,7 @@ class QueryFrontend:
     def __init__(self, settings: QuerySettings) -> None:
         self.settings = settings
         self._stack = contextlib.AsyncExitStack()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self.store: StateStore | None = None
         self.gateway: ModelGateway | None = None
         self.registry: Registry | None = None
@@ -109,10 +108,22 @@ class QueryFrontend:
         loaded.set()
 
         processor = self.processor = QueryProcessor(registry, gateway, metrics)
-        app = create_app(max_body_bytes=settings.max_request_bytes)
-        add_routes(app, QueryHandlers(processor, metrics, health=self._health))
+        routes = QueryRoutes(QueryHandlers(processor, metrics, health=self._health))
+        max_body_bytes = settings.max_request_bytes
+        loop = asyncio.get_running_loop()
+
+        def make_request(
+            message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+        ) -> web.BaseRequest:
+            # aiohttp answers 413 when a handler reads a body over client_max_size.
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes
+            )
+
+        # Low-level server, not a web.Application: see the handlers module for why.
         # No access log: one INFO line per query is too costly on the hot path.
-        runner = self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        server = web.Server(routes, request_factory=make_request, access_log=None)
+        runner = self._runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, settings.host, settings.port, reuse_address=True).start()

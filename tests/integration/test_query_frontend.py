@@ -283,8 +283,41 @@ async def test_malformed_json_oversize_body_and_unknown_routes(
     status, body = await post(http, frontend, "/app/predictions", {"input": [1.0]})
     assert status == 404 and set(body) == {"error", "cause"}
     async with http.get(f"http://127.0.0.1:{frontend.port}/app/predict") as response:
-        assert response.status in (404, 405)
-        assert set(await response.json()) == {"error", "cause"}
+        assert response.status == 405 and response.headers["Allow"] == "POST"
+        assert await response.json() == {
+            "error": "Method Not Allowed",
+            "cause": "Method GET is not allowed for /app/predict; allowed: POST",
+        }
+    async with http.post(f"http://127.0.0.1:{frontend.port}/metrics") as response:
+        assert response.status == 405 and response.headers["Allow"] == "GET,HEAD"
+    for path in ("/", "//predict", "/a/b/predict", "/app/predict//"):
+        status, body = await post(http, frontend, path, {"input": [1.0]})
+        assert (status, body["error"]) == (404, "Not Found"), path
+    async with http.head(f"http://127.0.0.1:{frontend.port}/healthz") as response:
+        assert response.status == 200 and await response.read() == b""
+
+
+async def test_routes_take_a_trailing_slash_and_answer_expect_continue(
+    frontend: QueryFrontend, store: StateStore, http: aiohttp.ClientSession
+) -> None:
+    await add_app(store, frontend, "app", InputType.DOUBLES)
+    for path in ("/app/predict", "/app/predict/"):
+        status, body = await post(http, frontend, path, {"input": [1.0]})
+        assert status == 200 and body["default"] is True, path
+    # curl asks for "100 Continue" before sending a body over 1 KiB; the body must still arrive.
+    big = json.dumps({"input": [0.5] * 400}).encode()
+    # expect100: the client holds the body back until the server says "100 Continue".
+    async with http.post(
+        f"http://127.0.0.1:{frontend.port}/app/predict",
+        data=big,
+        expect100=True,
+        timeout=aiohttp.ClientTimeout(total=10),
+    ) as response:
+        assert response.status == 200 and (await response.json())["default"] is True
+    async with http.post(
+        f"http://127.0.0.1:{frontend.port}/app/predict", data=big, headers={"Expect": "tea"}
+    ) as response:
+        assert response.status == 417 and (await response.json())["cause"] == "Unknown Expect: tea"
 
 
 async def test_unknown_version_and_too_many_models(
