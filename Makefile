@@ -61,4 +61,13 @@ test-docker: install docker-images
 	  echo "installing docker-compose (Debian package) for the compose tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y docker-compose || { $$SUDO apt-get update && $$SUDO apt-get install -y docker-compose; }; }
+# docker-registry: a real registry on loopback for the push tests. Its package would start a
+# default registry on :5000, so service starts are blocked (policy-rc.d) during the install.
+	@command -v docker-registry >/dev/null 2>&1 || { \
+	  echo "installing docker-registry (Debian package) for the registry push tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  NO_START=; [ -e /usr/sbin/policy-rc.d ] || { NO_START=1; printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; $$SUDO chmod 0755 /usr/sbin/policy-rc.d; }; \
+	  rc=0; $$SUDO apt-get install -y docker-registry || { $$SUDO apt-get update && $$SUDO apt-get install -y docker-registry; } || rc=$$?; \
+	  [ -z "$$NO_START" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
+	  exit $$rc; }
 	$(PYTHON) -m pytest -m docker tests/docker $(PYTEST_ARGS)
