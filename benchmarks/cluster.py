@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,9 @@ from pathlib import Path
 import psutil
 import requests
 
+# Process and port helpers are the test suite's (one copy); re-exported for the scenarios.
+from tests.helpers import free_port, stop_process, wait_for_port
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent
@@ -28,23 +30,8 @@ MODEL_VERSION = "1"
 ADAPTIVE_BATCH_SIZE = -1
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {LOOPBACK}:{port} after {timeout_s}s")
 
 
 def child_env() -> dict[str, str]:
@@ -67,14 +54,6 @@ def rss_bytes(pid: int, *, with_children: bool = True) -> int:
     return total
 
 
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass
@@ -126,7 +105,7 @@ class Cluster:
 
     def _wait(self, port: int, name: str) -> None:
         try:
-            wait_for_port(port, 20, self.processes[name])
+            wait_for_port(port, 20, process=self.processes[name])
         except (RuntimeError, TimeoutError) as error:
             raise RuntimeError(f"{error}\n--- tail of {name}.log ---\n{self.log_tail(name)}") from None
 
@@ -138,12 +117,12 @@ class Cluster:
 
     def close(self) -> None:
         for replica in self.replicas:
-            stop(replica.process)
+            stop_process(replica.process)
         self.replicas.clear()
         for name in ("query", "management", "redis"):
             process = self.processes.pop(name, None)
             if process is not None:
-                stop(process)
+                stop_process(process)
 
     def __enter__(self) -> Cluster:
         return self.start()
@@ -237,7 +216,7 @@ class Cluster:
         return replica
 
     def stop_replica(self, replica: Replica) -> None:
-        stop(replica.process)
+        stop_process(replica.process)
         if replica in self.replicas:
             self.replicas.remove(replica)
 

@@ -23,7 +23,16 @@ import psutil
 import requests
 
 from benchmarks import loadgen
-from benchmarks.cluster import LOOPBACK, MODEL_VERSION, Cluster, child_env, free_port, rss_bytes, stop
+from benchmarks.cluster import (
+    LOOPBACK,
+    MODEL_VERSION,
+    Cluster,
+    child_env,
+    free_port,
+    rss_bytes,
+    stop_process,
+    wait_for_port,
+)
 from benchmarks.loadgen import LoadResult
 from benchmarks.metrics_probe import MetricsSampler, read_cache_hits, read_prometheus
 
@@ -68,15 +77,13 @@ class ReferenceServer:
             [sys.executable, "-m", "benchmarks.reference_server", "--port", str(self.port)],
             env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        from benchmarks.cluster import wait_for_port
-
-        wait_for_port(self.port, 15, self.process)
+        wait_for_port(self.port, 15, process=self.process)
 
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}/ref/predict"
 
     def close(self) -> None:
-        stop(self.process)
+        stop_process(self.process)
 
 
 def _median(results: list[LoadResult], attribute: str = "goodput_qps") -> float:
