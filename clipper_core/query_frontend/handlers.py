@@ -13,7 +13,7 @@ exception is ``/update``, whose 400 answers are plain text, as in the original.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
 import orjson
@@ -167,11 +167,11 @@ class QueryRoutes:
 
     def __init__(self, handlers: QueryHandlers) -> None:
         self._handlers = handlers
-        self._fixed: dict[str, Callable[[web.BaseRequest], Any]] = {
+        self._fixed: dict[str, Callable[[web.BaseRequest], Awaitable[web.Response]]] = {
             "/metrics": handlers.metrics,
             "/healthz": handlers.healthz,
         }
-        self._per_app: dict[str, Callable[[web.BaseRequest, str], Any]] = {
+        self._per_app: dict[str, Callable[[web.BaseRequest, str], Awaitable[web.Response]]] = {
             "predict": handlers.predict,
             "update": handlers.update,
         }
@@ -190,13 +190,13 @@ class QueryRoutes:
                         return method_not_allowed_response(request, _POST_ONLY)
                     if request.version >= (1, 1) and "Expect" in request.headers:
                         await self._expect(request)
-                    return await per_app(request, parts[1])  # type: ignore[no-any-return]
+                    return await per_app(request, parts[1])
             fixed = self._fixed.get(path)
             if fixed is None:
                 return not_found_response(request)
             if method not in _GET_ONLY:
                 return method_not_allowed_response(request, _GET_ONLY)
-            return await fixed(request)  # type: ignore[no-any-return]
+            return await fixed(request)
         except Exception as exc:
             return error_response(request, exc)
 
