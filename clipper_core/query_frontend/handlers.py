@@ -166,7 +166,6 @@ class QueryRoutes:
     """
 
     def __init__(self, handlers: QueryHandlers) -> None:
-        self._handlers = handlers
         self._fixed: dict[str, Callable[[web.BaseRequest], Awaitable[web.Response]]] = {
             "/metrics": handlers.metrics,
             "/healthz": handlers.healthz,
