@@ -2,6 +2,7 @@
 
 from containers.python.inputs import BadModelOutput, InputDecodeError, ModelInputs, decode_inputs
 from containers.python.rpc import (
+    AnyInputModelContainer,
     ModelContainerBase,
     RPCService,
     configure_logging,
@@ -11,6 +12,7 @@ from containers.python.rpc import (
 from containers.python.settings import ContainerConfigError, ContainerSettings
 
 __all__ = [
+    "AnyInputModelContainer",
     "BadModelOutput",
     "ContainerConfigError",
     "ContainerSettings",

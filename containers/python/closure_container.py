@@ -23,7 +23,7 @@ import cloudpickle
 
 from containers.python.inputs import BadModelOutput, ModelInputs
 from containers.python.rpc import (
-    ModelContainerBase,
+    AnyInputModelContainer,
     RPCService,
     configure_logging,
     exit_with_error,
@@ -47,7 +47,7 @@ def load_predict_func(model_path: str) -> Callable[[ModelInputs], object]:
     return func  # type: ignore[no-any-return]
 
 
-class PythonContainer(ModelContainerBase):
+class PythonContainer(AnyInputModelContainer):
     """Calls the user's function with each batch; outputs are converted with ``str()``."""
 
     def __init__(self, path: str, input_type: str) -> None:
@@ -57,7 +57,7 @@ class PythonContainer(ModelContainerBase):
             sys.path.append(modules_dir)
         self.predict_func = load_predict_func(path)
 
-    def _predict(self, inputs: ModelInputs) -> list[str]:
+    def predict(self, inputs: ModelInputs) -> list[str]:
         preds = self.predict_func(inputs)
         # A str or bytes result is iterable but is one output, not one per input.
         if isinstance(preds, str | bytes) or not hasattr(preds, "__iter__"):
@@ -65,12 +65,6 @@ class PythonContainer(ModelContainerBase):
                 f"the function returned {type(preds).__name__}, expected one output per input"
             )
         return [str(p) for p in preds]
-
-    predict_ints = _predict
-    predict_floats = _predict
-    predict_doubles = _predict
-    predict_bytes = _predict
-    predict_strings = _predict
 
 
 def main() -> None:

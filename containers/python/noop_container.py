@@ -6,20 +6,14 @@ The benchmark model for the serving path. Run ``python -m containers.python.noop
 from __future__ import annotations
 
 from containers.python.inputs import ModelInputs
-from containers.python.rpc import ModelContainerBase, RPCService, configure_logging
+from containers.python.rpc import AnyInputModelContainer, RPCService, configure_logging
 
 __all__ = ["NoopContainer", "main"]
 
 
-class NoopContainer(ModelContainerBase):
-    def _predict(self, inputs: ModelInputs) -> list[str]:
+class NoopContainer(AnyInputModelContainer):
+    def predict(self, inputs: ModelInputs) -> list[str]:
         return ["1.0"] * len(inputs)
-
-    predict_ints = _predict
-    predict_floats = _predict
-    predict_doubles = _predict
-    predict_bytes = _predict
-    predict_strings = _predict
 
 
 def main() -> None:

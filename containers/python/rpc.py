@@ -27,6 +27,7 @@ from containers.python.server import PREDICT_METHOD_NAMES, ContainerServer, Pred
 from containers.python.settings import ContainerConfigError, ContainerSettings
 
 __all__ = [
+    "AnyInputModelContainer",
     "ModelContainerBase",
     "RPCService",
     "configure_logging",
@@ -57,6 +58,28 @@ class ModelContainerBase:
 
     def predict_strings(self, inputs: ModelInputs) -> list[str]:
         raise NotImplementedError
+
+
+class AnyInputModelContainer(ModelContainerBase):
+    """A model with one ``predict`` for every input type (closures, no-op, test models)."""
+
+    def predict(self, inputs: ModelInputs) -> list[str]:
+        raise NotImplementedError
+
+    def predict_ints(self, inputs: ModelInputs) -> list[str]:
+        return self.predict(inputs)
+
+    def predict_floats(self, inputs: ModelInputs) -> list[str]:
+        return self.predict(inputs)
+
+    def predict_doubles(self, inputs: ModelInputs) -> list[str]:
+        return self.predict(inputs)
+
+    def predict_bytes(self, inputs: ModelInputs) -> list[str]:
+        return self.predict(inputs)
+
+    def predict_strings(self, inputs: ModelInputs) -> list[str]:
+        return self.predict(inputs)
 
 
 def string_to_input_type(name: str) -> int:
