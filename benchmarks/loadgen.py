@@ -116,6 +116,31 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+def _from_latencies(
+    generator: str,
+    concurrency: int,
+    duration_s: float,
+    sorted_latencies_s: list[float],
+    defaults: int,
+    errors: int,
+    extra: dict[str, float] | None = None,
+) -> LoadResult:
+    """A result from the Python clients' per-request latencies (seconds, sorted)."""
+    return LoadResult(
+        generator=generator,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        requests=len(sorted_latencies_s),
+        defaults=defaults,
+        errors=errors,
+        p50_ms=_percentile(sorted_latencies_s, 0.50) * 1000,
+        p90_ms=_percentile(sorted_latencies_s, 0.90) * 1000,
+        p99_ms=_percentile(sorted_latencies_s, 0.99) * 1000,
+        max_ms=(sorted_latencies_s[-1] * 1000) if sorted_latencies_s else 0.0,
+        extra=extra or {},
+    )
+
+
 def new_salt() -> int:
     """A per-run number put in every unique input, so no two runs share an input."""
     return secrets.randbelow(10**12)
@@ -159,18 +184,7 @@ async def _closed_loop(url: str, concurrency: int, duration_s: float, same_input
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.monotonic() - started_all
     latencies.sort()
-    return LoadResult(
-        generator="python-aiohttp",
-        concurrency=concurrency,
-        duration_s=elapsed,
-        requests=len(latencies),
-        defaults=defaults,
-        errors=errors,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p90_ms=_percentile(latencies, 0.90) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
-        max_ms=(latencies[-1] * 1000) if latencies else 0.0,
-    )
+    return _from_latencies("python-aiohttp", concurrency, elapsed, latencies, defaults, errors)
 
 
 def run_python_closed_loop(
@@ -237,18 +251,8 @@ async def _open_loop(url: str, rate_qps: float, duration_s: float, bound_ms: flo
     def share_within(values: list[float]) -> float:
         return sum(1 for x in values if x * 1000 <= bound_ms) / len(values) if values else 0.0
 
-    load = LoadResult(
-        generator="python-open-loop",
-        concurrency=0,
-        duration_s=elapsed,
-        requests=len(ordered),
-        defaults=defaults,
-        errors=errors,
-        p50_ms=_percentile(ordered, 0.50) * 1000,
-        p90_ms=_percentile(ordered, 0.90) * 1000,
-        p99_ms=_percentile(ordered, 0.99) * 1000,
-        max_ms=(ordered[-1] * 1000) if ordered else 0.0,
-        extra={"offered_qps": rate_qps},
+    load = _from_latencies(
+        "python-open-loop", 0, elapsed, ordered, defaults, errors, extra={"offered_qps": rate_qps}
     )
     return OpenLoopResult(load, share_within(served_latencies), share_within(ordered), max_lag * 1000)
 
