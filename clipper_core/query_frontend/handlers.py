@@ -88,18 +88,22 @@ class QueryHandlers:
         self._metrics = metrics
         self._health = health
 
-    def _app(self, name: str) -> AppEntry:
-        """The path's application; asked before the body is read (404 first, as the original).
+    async def _app_after_catching_up(self, name: str) -> AppEntry:
+        """The path's application once the registry has caught up with Redis, or 404.
 
-        Not a coroutine: every coroutine level on the hot path costs a resume per await.
+        Only for names the registry does not know: an app registered a moment ago may not have
+        reached the registry yet, and its client must not see a 404.
         """
+        await self._processor.catch_up()
         app = self._processor.find_app(name)
         if app is None:
             raise NotFound(f"Application {name} does not exist")
         return app
 
     async def predict(self, request: web.BaseRequest, app_name: str) -> web.Response:
-        app = self._app(app_name)
+        # Asked before the body is read (404 first, as the original); the known-app case stays
+        # free of an extra coroutine level (each costs a resume per await on the hot path).
+        app = self._processor.find_app(app_name) or await self._app_after_catching_up(app_name)
         body = await request.read()
         # Order matters for which error wins (spec 2.2): JSON, then version, then inputs.
         try:
@@ -108,6 +112,10 @@ class QueryHandlers:
         except JsonInputError as exc:
             raise _predict_json_error(exc) from None
         target = self._processor.resolve_target(app, version)
+        if target is None:
+            # A link or version set a moment ago may still be on its way to the registry.
+            await self._processor.catch_up()
+            target = self._processor.resolve_target(app, version)
         try:
             payloads = parse_predict_inputs(doc, app.info.input_type)
         except JsonInputError as exc:
@@ -123,7 +131,7 @@ class QueryHandlers:
         return web.Response(body=orjson.dumps(result), content_type=_JSON)
 
     async def update(self, request: web.BaseRequest, app_name: str) -> web.Response:
-        app = self._app(app_name)
+        app = self._processor.find_app(app_name) or await self._app_after_catching_up(app_name)
         body = await request.read()
         try:
             feedback = parse_feedback(parse_json_object(body), app.info.input_type)

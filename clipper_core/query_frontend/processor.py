@@ -29,6 +29,7 @@ __all__ = [
     "QueryProcessor",
     "RegistryView",
     "Reply",
+    "StateSync",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,17 @@ class RegistryView(Protocol):
     def has_version(self, model_name: str, version: str) -> bool: ...
 
 
+class StateSync(Protocol):
+    """Waits until every state change made before the call is in the registry (``freshness``)."""
+
+    async def wait(self) -> None: ...
+
+
+class _AlreadyFresh:
+    async def wait(self) -> None:
+        return None
+
+
 class AppQueryMetrics(Protocol):
     def record_app_query(self, app: str, latency_s: float, is_default: bool) -> None: ...
 
@@ -79,8 +91,15 @@ class Reply(NamedTuple):
 class QueryProcessor:
     """Turns parsed requests into replies; owns the process-wide query id counter."""
 
-    def __init__(self, registry: RegistryView, gateway: PredictionGateway, metrics: AppQueryMetrics) -> None:
+    def __init__(
+        self,
+        registry: RegistryView,
+        gateway: PredictionGateway,
+        metrics: AppQueryMetrics,
+        state_sync: StateSync | None = None,
+    ) -> None:
         self._registry = registry
+        self._state_sync = state_sync or _AlreadyFresh()
         self._gateway = gateway
         self._metrics = metrics
         self._next_query_id = 0
@@ -88,6 +107,14 @@ class QueryProcessor:
 
     def find_app(self, name: str) -> AppEntry | None:
         return self._registry.app(name)
+
+    async def catch_up(self) -> None:
+        """Wait until the registry holds every change made before now (read-your-writes).
+
+        The query path calls this only before an answer that a just-finished admin call could
+        change: an unknown application, or an application with no model to ask.
+        """
+        await self._state_sync.wait()
 
     def take_query_ids(self, count: int = 1) -> int:
         """Reserve ``count`` consecutive ids (one per query, one per update request)."""

@@ -12,18 +12,20 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from aiohttp import web
 
+from clipper_core.query_frontend.freshness import StateBarrier
 from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.query_frontend.handlers import QueryHandlers, QueryRoutes
 from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
 from clipper_core.settings import QuerySettings
-from clipper_core.state import Db, RedisSettings, Resync, StateChange, StateStore, watch_changes
+from clipper_core.state import Barrier, Db, KeyspaceWatch, RedisSettings, Resync, StateChange, StateStore
 
 __all__ = ["QueryFrontend", "serve"]
 
@@ -37,13 +39,25 @@ STOP_ATTEMPT_S: Final = 0.1
 
 
 async def _after(
-    loaded: asyncio.Event, changes: AsyncIterator[StateChange | Resync]
+    loaded: asyncio.Event,
+    changes: AsyncIterator[StateChange | Resync | Barrier],
+    barrier: StateBarrier,
 ) -> AsyncIterator[StateChange | Resync]:
-    """Hold events back until the initial load is installed, so none is lost or reordered."""
+    """Hold events back until the initial load is installed, so none is lost or reordered;
+    release barriers once everything before them has been applied.
+
+    The consumer applies each change before it asks for the next, so when a :class:`Barrier`
+    (or the end of a resync's reload) comes through here, everything before it is applied.
+    """
     async for change in changes:
         if not loaded.is_set():
             await loaded.wait()
+        if isinstance(change, Barrier):
+            barrier.reached(change.token)
+            continue
         yield change
+        if isinstance(change, Resync):
+            barrier.release_all()
 
 
 def _log_task_end(task: asyncio.Task[None]) -> None:
@@ -97,7 +111,9 @@ class QueryFrontend:
             store, gateway, on_app_added=metrics.add_app, on_app_removed=metrics.remove_app
         )
         subscribed, loaded = asyncio.Event(), asyncio.Event()
-        changes = _after(loaded, watch_changes(store, REGISTRY_DBS, ready=subscribed))
+        watch = KeyspaceWatch(store, REGISTRY_DBS)
+        barrier = StateBarrier(watch.ping)
+        changes = _after(loaded, watch.changes(ready=subscribed), barrier)
         watcher = self._watcher = asyncio.create_task(
             registry.follow(changes), name="query-frontend-keyspace-watcher"
         )
@@ -107,7 +123,7 @@ class QueryFrontend:
         await registry.reload()
         loaded.set()
 
-        processor = self.processor = QueryProcessor(registry, gateway, metrics)
+        processor = self.processor = QueryProcessor(registry, gateway, metrics, barrier)
         routes = QueryRoutes(QueryHandlers(processor, metrics, health=self._health))
         max_body_bytes = settings.max_request_bytes
         loop = asyncio.get_running_loop()
@@ -151,6 +167,8 @@ class QueryFrontend:
         """``healthy`` is False once the keyspace watcher has died (config would go stale)."""
         return {
             "healthy": self._watcher is not None and not self._watcher.done(),
+            # Lets a manager tell its own process from another one that took the port.
+            "pid": os.getpid(),
             "applications": len(self.registry.app_names()) if self.registry else 0,
         }
 

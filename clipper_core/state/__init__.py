@@ -9,16 +9,18 @@ from clipper_core.state.schema import (
     Db,
 )
 from clipper_core.state.store import RedisSettings, StateStore
-from clipper_core.state.watch import Resync, StateChange, watch_changes
+from clipper_core.state.watch import Barrier, KeyspaceWatch, Resync, StateChange, watch_changes
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_SELECTION_POLICY",
     "FORBIDDEN_NAME_CHARS",
     "AppInfo",
+    "Barrier",
     "ContainerInfo",
     "Db",
     "InputType",
+    "KeyspaceWatch",
     "ModelId",
     "ModelInfo",
     "RedisSettings",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -526,9 +527,60 @@ async def test_healthz_reports_a_dead_keyspace_watcher(
     url = f"http://127.0.0.1:{frontend.port}/healthz"
     async with http.get(url) as response:
         assert response.status == 200
-        assert await response.json() == {"status": "ok", "applications": 0}
+        assert await response.json() == {"status": "ok", "applications": 0, "pid": os.getpid()}
     frontend._watcher.cancel()  # type: ignore[union-attr]  # simulate the watcher dying
     await eventually(lambda: frontend._watcher.done(), "watcher stopped")  # type: ignore[union-attr]
     async with http.get(url) as response:
         assert response.status == 503
         assert (await response.json())["status"] == "unhealthy"
+
+
+# ------------------------------------------------------------------------------- read-your-writes
+
+
+def slow_down_registry(frontend: QueryFrontend, monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
+    """A query frontend that learns of changes late: every keyspace event waits ``delay_s``."""
+    registry = frontend.registry
+    assert registry is not None
+    apply = registry.apply
+
+    async def slow_apply(change: Any) -> None:
+        await asyncio.sleep(delay_s)
+        await apply(change)
+
+    monkeypatch.setattr(registry, "apply", slow_apply)
+
+
+async def test_an_app_is_served_as_soon_as_its_registration_returned(
+    store: StateStore, frontend: QueryFrontend, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_down_registry(frontend, monkeypatch, delay_s=0.3)
+    await store.add_app(AppInfo("fresh", InputType.DOUBLES, "no_pred", LONG_SLO_US))  # what /admin does
+    assert frontend.registry.app("fresh") is None  # type: ignore[union-attr]  # not learned yet
+    status, body = await post(http, frontend, "/fresh/predict", {"input": [1.0]})
+    assert status == 200, body
+    assert body["default"] is True and body["default_explanation"] == NO_CONNECTED
+
+
+async def test_a_link_is_used_as_soon_as_it_returned(
+    store: StateStore,
+    frontend: QueryFrontend,
+    http: aiohttp.ClientSession,
+    containers: Containers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await add_app(store, frontend, "app", InputType.DOUBLES)
+    await add_model(store, frontend, "m", "1", InputType.DOUBLES)
+    containers.start("sum_doubles", "m", "1", InputType.DOUBLES)
+    await wait_for_replica(frontend, "m", "1")
+    slow_down_registry(frontend, monkeypatch, delay_s=0.3)
+    await store.add_links("app", ["m"])
+    status, body = await post(http, frontend, "/app/predict", {"input": [1.0, 2.0]})
+    assert status == 200 and body["output"] == 3.0, body
+
+
+async def test_an_unknown_app_is_still_a_404_after_catching_up(
+    frontend: QueryFrontend, http: aiohttp.ClientSession
+) -> None:
+    status, body = await post(http, frontend, "/nowhere/predict", {"input": [1.0]})
+    assert status == 404 and body["cause"] == "Application nowhere does not exist"
