@@ -111,7 +111,9 @@ class KeyspaceWatch:
             return False
         return True
 
-    async def changes(self, ready: asyncio.Event | None = None) -> AsyncIterator[StateChange | Resync | Barrier]:
+    async def changes(
+        self, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[StateChange | Resync | Barrier]:
         """Yield changes forever; ``ready`` is set once Redis has confirmed the first subscription.
 
         After a lost subscription it re-enables keyspace notifications (a restarted Redis has
