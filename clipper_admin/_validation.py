@@ -18,6 +18,7 @@ __all__ = [
     "DNS1123_SUBDOMAIN_REGEX",
     "canonical_input_type",
     "check_predict_function",
+    "validate_pkgs_to_install",
     "validate_versioned_model_name",
 ]
 
@@ -181,3 +182,33 @@ def check_predict_function(
             f"The predict function raised {type(exc).__name__}: {exc}"
         ) from exc
     return check_outputs(outputs, num_inputs)
+
+
+def validate_pkgs_to_install(pkgs_to_install: list[str] | None) -> list[str]:
+    """The requirements as a list of strings; pip options are refused, not handed to pip.
+
+    ``pkgs_to_install`` names packages (``numpy==1.26``, ``pkg[extra]``, a wheel file or URL).
+    An entry starting with ``-`` (``--index-url``, ``-r FILE``, ``--no-index``, ...) would change
+    how pip runs, for the whole environment; configure pip itself for that (pip.conf or PIP_*).
+
+    Raises:
+        ClipperException: an entry is not a non-empty string, or is a pip option.
+    """
+    if pkgs_to_install is None:
+        return []
+    if isinstance(pkgs_to_install, str):
+        raise ClipperException(
+            f"pkgs_to_install must be a list of package requirements, not the string {pkgs_to_install!r}"
+        )
+    checked = []
+    for entry in pkgs_to_install:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ClipperException(f"pkgs_to_install entries must be non-empty strings, got {entry!r}")
+        if entry.strip().startswith("-"):
+            raise ClipperException(
+                f"pkgs_to_install entry {entry!r} is a pip option, not a package; options such as "
+                "--index-url, -r or --no-index are refused (set them in pip's configuration, e.g. "
+                "pip.conf or PIP_INDEX_URL, instead)"
+            )
+        checked.append(entry.strip())
+    return checked

@@ -9,7 +9,11 @@ from typing import Any, Final
 
 import requests
 
-from clipper_admin._validation import check_predict_function, validate_versioned_model_name
+from clipper_admin._validation import (
+    check_predict_function,
+    validate_pkgs_to_install,
+    validate_versioned_model_name,
+)
 from clipper_admin.container_manager import (
     CLIPPER_INTERNAL_MANAGEMENT_PORT,
     CLIPPER_INTERNAL_METRIC_PORT,
@@ -268,6 +272,7 @@ class ClipperConnection:
         """
         version = str(version)
         validate_versioned_model_name(name, version)
+        pkgs_to_install = validate_pkgs_to_install(pkgs_to_install) or None
         try:
             return self.cm.build_model(
                 name, version, model_data_path, base_image, container_registry, pkgs_to_install

@@ -92,3 +92,30 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 5.0) -> No
 
 
 PYTHON = sys.executable
+
+
+def tiny_wheel(directory: Path, module: str, value: str) -> Path:
+    """A pure-Python wheel of ``module`` (``VALUE = value``) built by hand: pip installs it without
+    an index or a build step."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = module.replace("_", "-")
+    info = f"{module}-1.0.dist-info"
+    files = {
+        f"{module}.py": f"VALUE = {value!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    wheel = directory / f"{module}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return wheel

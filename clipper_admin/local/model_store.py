@@ -64,10 +64,12 @@ def create_model_venv(venv_dir: Path, pkgs_to_install: list[str], log_path: Path
         # interpreter is itself a venv (or uses a user site), add its package dirs too, after the
         # venv's own, so that clipper and its dependencies import in the replica.
         parent_dirs = _parent_site_dirs()
+        # A .pth "import" line runs through exec() inside site.addpackage: names it imports live
+        # in that call's locals, which a comprehension cannot see; map() at top level can.
+        # addsitedir skips directories already on sys.path and runs their .pth files (editable
+        # installs of clipper among them).
         (Path(purelib) / "_clipper_parent_env.pth").write_text(
-            "import sys, site; [site.addsitedir(d) for d in "
-            f"{parent_dirs!r} if d not in sys.path]\n",
-            encoding="utf-8",
+            f"import site; tuple(map(site.addsitedir, {parent_dirs!r}))\n", encoding="utf-8"
         )
         # pip runs from this interpreter and installs into the venv (--python), so the venv needs
         # no pip of its own.

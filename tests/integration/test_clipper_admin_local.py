@@ -32,7 +32,7 @@ from clipper_admin import (
 )
 from clipper_admin.deployers import python as python_deployer
 from clipper_admin.local.cluster_record import ClusterRecord
-from tests.helpers import free_port
+from tests.helpers import free_port, tiny_wheel
 
 NOOP_IMAGE = f"{__registry__}/noop-container:{__version__}"
 ANSWER_TIMEOUT_S = 60.0
@@ -362,38 +362,10 @@ def test_fixed_batch_size_is_used_when_saturated(cluster: Cluster) -> None:
     assert sum(1 for o in outputs if o == 9) >= 0.7 * 450
 
 
-def _tiny_wheel(directory: Path) -> Path:
-    """A pure-Python wheel built by hand, so pip installs it without any index or build step."""
-    import base64
-    import hashlib
-    import zipfile
-
-    files = {
-        "clipper_venv_probe.py": "VALUE = 'from-the-venv'\n",
-        "clipper_venv_probe-1.0.dist-info/METADATA": (
-            "Metadata-Version: 2.1\nName: clipper-venv-probe\nVersion: 1.0\n"
-        ),
-        "clipper_venv_probe-1.0.dist-info/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    record.append("clipper_venv_probe-1.0.dist-info/RECORD,,")
-    wheel = directory / "clipper_venv_probe-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-        archive.writestr("clipper_venv_probe-1.0.dist-info/RECORD", "\n".join(record) + "\n")
-    return wheel
-
-
 @pytest.mark.slow
 def test_pkgs_to_install_go_into_a_per_model_venv(cluster: Cluster, tmp_path: Path) -> None:
     conn, app = cluster.conn, unique("venv-app")
-    wheel = _tiny_wheel(tmp_path)
+    wheel = tiny_wheel(tmp_path, "clipper_venv_probe", "from-the-venv")
 
     def uses_the_package(xs):
         import clipper_venv_probe
