@@ -32,6 +32,8 @@ EXTRAS = {
         "ruff>=0.4",
         "import-linter>=2.0",
         "uvloop>=0.17",
+        # the bench smoke test inside make test draws the report's plots
+        "matplotlib>=3.7",
     ],
     "bench": ["matplotlib>=3.7", "uvloop>=0.17"],
     "pytorch": ["torch"],

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import redis
 import requests
 
 from clipper_admin.container_manager import (
@@ -177,8 +177,8 @@ class LocalContainerManager(ContainerManager):
                  "--prediction_cache_size", str(cache_size), *http_flags],
             )
             self._wait_until_answering(
-                {_MANAGEMENT: (started[_MANAGEMENT], f"http://{self.host}:{management_port}/admin/ping"),
-                 _QUERY: (started[_QUERY], f"http://{self.host}:{query_port}/metrics")}
+                {_MANAGEMENT: (started[_MANAGEMENT], f"http://{self.host}:{management_port}/healthz"),
+                 _QUERY: (started[_QUERY], f"http://{self.host}:{query_port}/healthz")}
             )
         except BaseException:
             stop_processes(started.values(), graceful=False)
@@ -203,7 +203,7 @@ class LocalContainerManager(ContainerManager):
             self.paths.log_dir / "redis.log",
         )
         deadline = time.monotonic() + self.startup_timeout_s
-        while not _port_open(self.host, port):
+        while _redis_pid(self.host, port) != handle.pid:
             self._check_still_running("Redis server", handle)
             if time.monotonic() > deadline:
                 raise ClipperException(
@@ -242,16 +242,25 @@ class LocalContainerManager(ContainerManager):
             )
 
     def _wait_until_answering(self, checks: dict[str, tuple[ProcessHandle, str]]) -> None:
+        """Wait until each health URL answers *from the process we started* (its pid in the
+        answer): a process of someone else that took the port in the meantime does not count."""
         pending = dict(checks)
+        strangers: dict[str, int] = {}
         deadline = time.monotonic() + self.startup_timeout_s
         while pending:
             for role, (handle, url) in list(pending.items()):
+                if not handle.is_alive() and role in strangers:
+                    raise ClipperException(
+                        f"The {role.replace('_', ' ')} could not serve {url}: another process "
+                        f"(pid {strangers[role]}) took the port. Last lines of {handle.log_path}:\n"
+                        f"{log_tail(handle.log_path)}"
+                    )
                 self._check_still_running(role.replace("_", " "), handle)
-                try:
-                    if requests.get(url, timeout=2.0).status_code == requests.codes.ok:
-                        del pending[role]
-                except requests.RequestException:
-                    pass
+                answered_by = _health_pid(url)
+                if answered_by == handle.pid:
+                    del pending[role]
+                elif answered_by is not None:
+                    strangers[role] = answered_by
             if pending and time.monotonic() > deadline:
                 role, (handle, url) = next(iter(pending.items()))
                 raise ClipperException(
@@ -488,9 +497,23 @@ class LocalContainerManager(ContainerManager):
         return copied
 
 
-def _port_open(host: str, port: int) -> bool:
+def _health_pid(url: str) -> int | None:
+    """The pid in a frontend's health answer, or None when nothing healthy answers yet."""
     try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+        reply = requests.get(url, timeout=2.0)
+        if reply.status_code != requests.codes.ok:
+            return None
+        return int(reply.json()["pid"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+
+
+def _redis_pid(host: str, port: int) -> int | None:
+    """The process id of the Redis answering at host:port (None: nothing, or not Redis)."""
+    client = redis.Redis(host, port, socket_timeout=1.0, socket_connect_timeout=0.2)
+    try:
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, KeyError, ValueError, TypeError):
+        return None
+    finally:
+        client.close()

@@ -8,6 +8,7 @@ answered by the shared JSON error middleware (``clipper_core.http``).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_KEY: Final = web.AppKey("management_service", ManagementService)
 PING_PATH: Final = "/admin/ping"
+HEALTH_PATH: Final = "/healthz"
 
 Action = Callable[[ManagementService, bytes], Awaitable[web.Response]]
 
@@ -110,8 +112,14 @@ async def _ping(request: web.Request) -> web.Response:
     return _text("PONG")
 
 
+async def _health(request: web.Request) -> web.Response:
+    # The pid lets a manager tell its own process from another one that took the port.
+    return web.json_response({"status": "ok", "pid": os.getpid()})
+
+
 def add_routes(app: web.Application) -> None:
-    """``POST`` for every endpoint of :data:`ENDPOINTS`, ``GET`` for :data:`PING_PATH`."""
+    """``POST`` for every endpoint of :data:`ENDPOINTS`; ``GET`` for the ping and health paths."""
     for path, action in ENDPOINTS.items():
         app.router.add_post(path, _post_handler(action))
     app.router.add_get(PING_PATH, _ping)
+    app.router.add_get(HEALTH_PATH, _health)

@@ -31,13 +31,24 @@ def feature_sum(xs):
     return [str(sum(x)) for x in xs]
 
 
+class QueryFailed(Exception):
+    """The query frontend answered with an error instead of a prediction."""
+
+
 def predict_until_answered(query_addr: str) -> dict:
     """POST the query until the model (not the default output) answers; the new replica
-    registers with the query frontend a moment after it starts."""
+    registers with the query frontend a moment after it starts.
+
+    Raises:
+        QueryFailed: an error reply (HTTP status and the frontend's JSON error).
+    """
     url = f"http://{query_addr}/{APP_NAME}/predict"
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
     while True:
-        reply = requests.post(url, json=QUERY, timeout=10).json()
+        response = requests.post(url, json=QUERY, timeout=10)
+        if response.status_code != 200:
+            raise QueryFailed(f"POST {url} answered HTTP {response.status_code}: {response.text}")
+        reply = response.json()
         if not reply.get("default") or time.monotonic() > deadline:
             return reply
         time.sleep(0.2)
@@ -77,6 +88,9 @@ def main() -> int:
         return 0
     except ClipperException as exc:
         print(f"Clipper error: {exc}")
+        return 1
+    except QueryFailed as exc:
+        print(f"Query failed: {exc}")
         return 1
     except KeyboardInterrupt:
         return 0
