@@ -6,7 +6,7 @@ import base64
 import binascii
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import cloudpickle
@@ -69,13 +69,28 @@ def canonical_input_type(input_type: str) -> str:
     return canonical
 
 
-def _query_inputs(query: Mapping[str, Any]) -> list[Any]:
-    """The inputs of a REST-style body: ``input`` (one) wins over ``input_batch`` (many)."""
+def _query_inputs(query: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The inputs of a REST-style body: ``input`` (one) wins over ``input_batch`` (many).
+
+    A list of such bodies (the documented "JSON or list of dicts") gives all their inputs, in order.
+    """
+    if isinstance(query, Sequence) and not isinstance(query, str | bytes):
+        if not query:
+            raise ClipperException("The list of queries is empty: give at least one query dict")
+        return [value for one in query for value in _query_inputs(_one_query(one))]
+    return _body_inputs(_one_query(query))
+
+
+def _one_query(query: Any) -> Mapping[str, Any]:
     if not isinstance(query, Mapping):
         raise ClipperException(
-            f"The query must be a dict like the REST body, e.g. {{'input': [1.0, 2.0]}}, not a "
-            f"{type(query).__name__}"
+            f"The query must be a dict like the REST body, e.g. {{'input': [1.0, 2.0]}}, or a list "
+            f"of such dicts, not a {type(query).__name__}"
         )
+    return query
+
+
+def _body_inputs(query: Mapping[str, Any]) -> list[Any]:
     if "input" in query:
         return [query["input"]]
     if "input_batch" in query:
@@ -163,7 +178,7 @@ def check_outputs(outputs: Any, num_inputs: int) -> list[str]:
 
 
 def check_predict_function(
-    query: Mapping[str, Any], func: Callable[..., Any], input_type: str
+    query: Mapping[str, Any] | Sequence[Mapping[str, Any]], func: Callable[..., Any], input_type: str
 ) -> list[str]:
     """Dry-run ``func`` locally as a container would; return its outputs or raise ClipperException."""
     canonical = canonical_input_type(input_type)

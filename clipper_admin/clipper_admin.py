@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import requests
@@ -510,11 +510,15 @@ class ClipperConnection:
     # -- local checks -------------------------------------------------------------------------
 
     def test_predict_function(
-        self, query: Mapping[str, Any], func: Callable[..., Any], input_type: str
+        self,
+        query: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        func: Callable[..., Any],
+        input_type: str,
     ) -> list[str]:
         """Run ``func`` locally on a REST-style query, as a model container would.
 
-        ``query`` is a dict like the REST body: ``{"input": x}`` or ``{"input_batch": [x, ...]}``.
+        ``query`` is a dict like the REST body, ``{"input": x}`` or ``{"input_batch": [x, ...]}``,
+        or a list of such dicts (their inputs go to ``func`` as one batch, in order).
         The function is round-tripped through cloudpickle, called on the inputs converted as the
         container runtime converts them (one 2-D numpy array for equal-length numeric inputs,
         else a list of arrays; ``str`` for strings; ``bytes`` for bytes), and must return one

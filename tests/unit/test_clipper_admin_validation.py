@@ -167,3 +167,17 @@ def test_predict_runs_the_reloaded_copy_not_the_original(conn: ClipperConnection
 
     assert conn.test_predict_function({"input": [1.0]}, predict, "doubles") == ["1"]
     assert calls == []
+
+
+def test_a_list_of_query_dicts_is_one_batch_in_order(conn: ClipperConnection) -> None:
+    def lengths(xs):
+        return [str(len(x)) for x in xs]
+
+    queries = [{"input": [1.0]}, {"input_batch": [[1.0, 2.0], [1.0, 2.0, 3.0]]}, {"input": [0.5] * 4}]
+    assert conn.test_predict_function(queries, lengths, "doubles") == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(("queries", "message"), [([], "empty"), ([{"input": [1.0]}, 7], "or a list of such")])
+def test_a_bad_list_of_queries_is_a_clear_error(conn: ClipperConnection, queries: list, message: str) -> None:
+    with pytest.raises(ClipperException, match=message):
+        conn.test_predict_function(queries, lambda xs: [str(x) for x in xs], "doubles")
