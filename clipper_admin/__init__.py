@@ -12,6 +12,7 @@ import importlib
 from typing import Any
 
 from clipper_admin import deployers
+from clipper_admin._logging import install_default_logging
 from clipper_admin.clipper_admin import (
     CLIPPER_TEMP_DIR,
     CONTAINERLESS_MODEL_IMAGE,
@@ -35,6 +36,9 @@ from clipper_admin.container_manager import (
 from clipper_admin.exceptions import ClipperException, UnconnectedException
 from clipper_admin.local import LocalContainerManager
 from clipper_admin.version import __registry__, __version__
+
+# INFO progress lines in a REPL or notebook until the application configures logging itself.
+install_default_logging()
 
 __all__ = [
     "CLIPPER_DOCKER_LABEL",

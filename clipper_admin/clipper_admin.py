@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import requests
 
+from clipper_admin._logging import LOG_DATE_FORMAT, LOG_FORMAT
 from clipper_admin._validation import (
     check_predict_function,
     validate_pkgs_to_install,
@@ -50,10 +51,6 @@ DEFAULT_HTTP_TIMEOUT_S: Final = 30.0
 _HEALTH_CHECK_TIMEOUT_S: Final = 5.0
 _JSON_HEADERS: Final = {"Content-type": "application/json"}
 
-# The original's log format; library code adds no handler, programs may pass these to
-# logging.basicConfig (the examples do).
-LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s [%(filename)s:%(lineno)d] %(message)s"
-LOG_DATE_FORMAT: Final = "%y-%m-%d:%H:%M:%S"
 
 logger = logging.getLogger(__name__)
 

@@ -177,7 +177,9 @@ def test_a_list_of_query_dicts_is_one_batch_in_order(conn: ClipperConnection) ->
     assert conn.test_predict_function(queries, lengths, "doubles") == ["1", "2", "3", "4"]
 
 
-@pytest.mark.parametrize(("queries", "message"), [([], "empty"), ([{"input": [1.0]}, 7], "or a list of such")])
+@pytest.mark.parametrize(
+    ("queries", "message"), [([], "empty"), ([{"input": [1.0]}, 7], "or a list of such")]
+)
 def test_a_bad_list_of_queries_is_a_clear_error(conn: ClipperConnection, queries: list, message: str) -> None:
     with pytest.raises(ClipperException, match=message):
         conn.test_predict_function(queries, lambda xs: [str(x) for x in xs], "doubles")
