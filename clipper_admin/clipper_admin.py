@@ -453,7 +453,7 @@ class ClipperConnection:
     ) -> dict[str, list[str]]:
         """``{name: [versions]}`` of registered models (all names when ``names`` is None)."""
         versions: dict[str, list[str]] = {}
-        for model in self.get_all_models(verbose=True):
+        for model in self._post_admin_json("get_all_models", {"verbose": True}):
             if names is not None and model["model_name"] not in names:
                 continue
             if inactive_only and model["is_current_version"]:
@@ -497,11 +497,31 @@ class ClipperConnection:
         )
 
     def stop_all_model_containers(self) -> None:
-        """Stop every model replica and unregister every model version."""
-        self._require_connection()
-        model_dict = self._registered_versions(None)
+        """Stop every model replica and unregister every model version.
+
+        Needs no ``connect()`` and works while the management frontend or Redis is down, as the
+        original documented: stopping containers is the container manager's job. Unregistering
+        the versions is done when the management API answers, and skipped with a warning when
+        it does not.
+        """
+        model_dict: dict[str, list[str]] | None = None
+        try:
+            if not self.connected:
+                self.cm.connect()  # the cluster's real addresses, for the unregistering part
+            model_dict = self._registered_versions(None)
+        except ClipperException as exc:
+            self.logger.warning(
+                "Cannot list registered models (%s); stopping the model containers only", exc.msg
+            )
         self.cm.stop_all_model_containers()
-        self._unregister_versioned_models(model_dict)
+        if model_dict is None:
+            self.logger.info("Stopped all Clipper model containers")
+            return
+        try:
+            self._unregister_versioned_models(model_dict)
+        except ClipperException as exc:
+            self.logger.warning("Stopped the model containers but could not unregister them: %s", exc.msg)
+            return
         self.logger.info("Stopped all Clipper model containers:\n%s", json.dumps(model_dict, indent=4))
 
     # -- local checks -------------------------------------------------------------------------

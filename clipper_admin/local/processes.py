@@ -137,7 +137,7 @@ def stop_processes(
     for pid, members in groups.items():
         if members:
             _signal_group(pid, members, first_signal)
-    _, alive = psutil.wait_procs(everyone, timeout=timeout_s)
+    alive = _wait_gone(everyone, timeout_s)
     if alive:
         logger.warning(
             "Processes %s did not exit %.1f s after SIGTERM; killing them",
@@ -146,8 +146,32 @@ def stop_processes(
         for pid, members in groups.items():
             if any(member in alive for member in members):
                 _signal_group(pid, [m for m in members if m in alive], signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=timeout_s)
+        _wait_gone(alive, timeout_s)
     _reap(groups)
+
+
+def _still_running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until every process has exited; return those still running after ``timeout_s``.
+
+    A zombie counts as exited. psutil.wait_procs waits for zombies to be reaped, which only
+    their parent can do: stopping a cluster from another Python process than the one that
+    started it would then wait out the whole timeout (and SIGKILL) for processes long gone.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.005
+    alive = [p for p in procs if _still_running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.1)
+        alive = [p for p in alive if _still_running(p)]
+    return alive
 
 
 def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
