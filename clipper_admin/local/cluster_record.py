@@ -2,10 +2,12 @@
 
 Layout of a cluster directory (``$CLIPPER_HOME`` or ``~/.clipper``, then ``clusters/<name>/``)::
 
-    cluster.json   ports, addresses and pids of Redis, both frontends and every model replica
+    cluster.json   ports, addresses and pids of Redis, both frontends and every model replica, and
+                   the run id of this start
     images.json    locally "built" model images: tag -> model directory, base image, python
     .lock          flock(2) guard for read-modify-write of the two JSON files
-    logs/          one log file per process
+    logs/          one log file per process of the current run; earlier runs' logs are moved to
+                   logs/previous-runs/<run id>/ when the cluster starts again
     run/           readiness files of replicas, Redis working directory
     models/        one directory per built model version (model files + optional venv)
 """
@@ -16,7 +18,9 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +62,11 @@ class ClusterPaths:
         return self.cluster_dir / "images.json"
 
     @property
+    def previous_logs_dir(self) -> Path:
+        """Logs of earlier runs of the cluster, one sub-directory per run."""
+        return self.log_dir / "previous-runs"
+
+    @property
     def run_dir(self) -> Path:
         return self.cluster_dir / "run"
 
@@ -75,6 +84,11 @@ class ClusterPaths:
                 yield
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def new_run_id() -> str:
+    """``20261202-081500-3fa2``: sortable, and unique enough per cluster directory."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 @dataclass(slots=True)
@@ -120,10 +134,13 @@ class ClusterRecord:
     core: dict[str, ProcessHandle] = field(default_factory=dict)
     replicas: list[ReplicaRecord] = field(default_factory=list)
     next_replica_index: int = 0
+    # Names this start of the cluster: copied logs carry it, so runs never overwrite each other.
+    run_id: str = field(default_factory=new_run_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cluster_name": self.cluster_name,
+            "run_id": self.run_id,
             "host": self.host,
             "redis_ip": self.redis_ip,
             "redis_port": self.redis_port,
@@ -148,6 +165,7 @@ class ClusterRecord:
             core={role: ProcessHandle.from_json(h) for role, h in data.get("core", {}).items()},
             replicas=[ReplicaRecord.from_json(r) for r in data.get("replicas", [])],
             next_replica_index=int(data.get("next_replica_index", 0)),
+            run_id=str(data.get("run_id") or new_run_id()),
         )
 
     @classmethod

@@ -133,6 +133,7 @@ class LocalContainerManager(ContainerManager):
             if existing is not None:
                 self.logger.info("Cleaning up the stale record of a stopped cluster")
                 stop_processes([r.process for r in existing.replicas], timeout_s=self.stop_timeout_s)
+            self._archive_logs(existing.run_id if existing is not None else None)
             record = self._start_core(
                 cache_size,
                 ["--thread_pool_size", str(qf_http_thread_pool_size),
@@ -483,15 +484,34 @@ class LocalContainerManager(ContainerManager):
 
     # -- logs ---------------------------------------------------------------------------------
 
+    def _archive_logs(self, previous_run_id: str | None) -> None:
+        """Move an earlier run's logs out of the way, so logs/ holds only the new run's."""
+        old_logs = sorted(self.paths.log_dir.glob("*.log"))
+        if not old_logs:
+            return
+        newest = max(f.stat().st_mtime for f in old_logs)
+        archive = self.paths.previous_logs_dir / (
+            previous_run_id or time.strftime("%Y%m%d-%H%M%S", time.localtime(newest))
+        )
+        archive.mkdir(parents=True, exist_ok=True)
+        for log_file in old_logs:
+            log_file.replace(archive / log_file.name)
+        self.logger.info("Moved the previous run's logs to %s", archive)
+
     def get_logs(self, logging_dir: str) -> list[str]:
-        """Copy every process log of the cluster into ``logging_dir``; return the copies' paths."""
+        """Copy the current run's process logs into ``logging_dir``; return the copies' paths.
+
+        Copies are named ``<cluster>_<run id>_<process>.log``: the logs of two runs (or two
+        clusters) copied into one directory never overwrite each other.
+        """
+        record = self._load_record()
         target = Path(os.path.abspath(os.path.expanduser(logging_dir)))
         if not target.exists():
             target.mkdir(parents=True)
             self.logger.info("Created logging directory: %s", target)
         copied = []
         for log_file in sorted(self.paths.log_dir.glob("*.log")):
-            destination = target / log_file.name
+            destination = target / f"{self.cluster_name}_{record.run_id}_{log_file.name}"
             shutil.copyfile(log_file, destination)
             copied.append(str(destination))
         return copied

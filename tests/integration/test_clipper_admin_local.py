@@ -210,8 +210,12 @@ def test_remove_inactive_versions(cluster: Cluster) -> None:
 def test_get_logs_creates_log_files(cluster: Cluster, tmp_path: Path) -> None:
     logs = cluster.conn.get_clipper_logs(logging_dir=str(tmp_path / "logs"))
     assert len(logs) >= 3
+    record = ClusterRecord.load(cluster.manager.paths)
+    assert record is not None
+    prefix = f"{cluster.manager.cluster_name}_{record.run_id}_"
     names = {Path(p).name for p in logs}
-    assert {"redis.log", "management_frontend.log", "query_frontend.log"} <= names
+    assert all(name.startswith(prefix) for name in names), names
+    assert {prefix + n for n in ("redis.log", "management_frontend.log", "query_frontend.log")} <= names
     assert all(Path(p).is_file() for p in logs)
 
 

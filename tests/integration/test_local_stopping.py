@@ -97,3 +97,31 @@ def test_stop_all_model_containers_needs_no_connection_nor_the_api(tmp_path: Pat
         assert not [pid for pid in replicas if running(pid)]
     finally:
         conn.stop_all()
+
+
+@pytest.mark.slow
+def test_get_clipper_logs_copies_only_the_current_run_without_overwriting_earlier_copies(
+    tmp_path: Path,
+) -> None:
+    copies = tmp_path / "copies"
+    conn = ClipperConnection(manager(tmp_path, "two-runs"))
+    conn.start_clipper()
+    try:
+        conn.deploy_model("first-run-model", "1", "doubles", NOOP_IMAGE)
+        first = conn.get_clipper_logs(str(copies))
+    finally:
+        conn.stop_all()
+    first_text = {p: Path(p).read_bytes() for p in first}
+    assert any("first-run-model" in Path(p).name for p in first)
+
+    again = ClipperConnection(manager(tmp_path, "two-runs"))
+    again.start_clipper()
+    try:
+        second = again.get_clipper_logs(str(copies))
+    finally:
+        again.stop_all()
+    assert not set(first) & set(second)  # new names: nothing of the first run overwritten
+    assert {p: Path(p).read_bytes() for p in first} == first_text
+    assert not [p for p in second if "first-run-model" in Path(p).name]  # the old replica's log
+    archived = list((again.cm.paths.previous_logs_dir).rglob("first-run-model*.log"))
+    assert len(archived) == 1
