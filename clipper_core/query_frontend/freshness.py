@@ -3,12 +3,13 @@
 The registry learns of new apps, links and versions from keyspace notifications, which arrive a
 moment after the management frontend's write has returned. A client that registers an app and
 queries it at once must not get a 404 in that moment. Before answering "unknown app" (or "no
-model") the query path calls :meth:`StateBarrier.wait`: it sends a PING on the keyspace
-subscription and returns once the matching pong has passed through the registry's change stream,
-i.e. once every notification published before the PING has been applied.
+model") the query path calls :meth:`StateBarrier.wait`: it publishes a barrier message that the
+keyspace subscription receives after every earlier notification (``state.KeyspaceWatch.ping``)
+and returns once that message has passed through the registry's change stream, i.e. once every
+notification published before it has been applied (or a resync reloaded everything).
 
-At most one PING is in flight; callers that arrive while one is in flight wait for the next one
-(a PING sent before they arrived could predate the write they depend on).
+At most one barrier is in flight; callers that arrive while one is in flight wait for the next
+one (a barrier sent before they arrived could predate the write they depend on).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ __all__ = ["StateBarrier"]
 
 logger = logging.getLogger(__name__)
 
-BARRIER_TIMEOUT_S: Final = 1.0
+# Long enough for a resubscription after a Redis restart (~0.6 s), short enough to bound a 404.
+BARRIER_TIMEOUT_S: Final = 2.0
 
 
 class StateBarrier:

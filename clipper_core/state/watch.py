@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -36,7 +37,10 @@ logger = logging.getLogger(__name__)
 WATCHED_DBS: Final = (Db.MODEL, Db.CONTAINER, Db.APPLICATION, Db.METADATA, Db.APP_MODEL_LINKS)
 RESUBSCRIBE_DELAY_S: Final = 0.5
 SUBSCRIBE_CONFIRM_TIMEOUT_S: Final = 10.0
-# PING payloads of barriers start with this, so redis-py's own health-check pongs never match.
+# How often a quiet subscription checks whether redis-py reconnected it behind our back.
+RECONNECT_CHECK_S: Final = 0.5
+# Each watcher's barrier channel: this prefix and a random suffix (no glob characters, so the
+# name works as its own pattern).
 BARRIER_PREFIX: Final = "clipper-barrier:"
 
 
@@ -87,28 +91,34 @@ def parse_keyspace_channel(channel: str, event: str) -> StateChange | None:
 class KeyspaceWatch:
     """One keyspace subscription, its change stream, and read-your-writes barriers over it.
 
-    Redis delivers a ``PING`` sent on a subscribed connection as a ``pong`` message *after*
-    every notification published before it; so :meth:`ping` followed by the :class:`Barrier`
-    coming out of :meth:`changes` proves that the consumer has seen every change made before
-    the ping. That is what lets a frontend answer "does this app exist?" with what Redis held
-    when the question arrived, not with what the notifications had delivered so far.
+    The subscription also listens on a channel of its own. Redis executes commands one at a
+    time and writes a subscriber's messages in that order, so a message :meth:`ping` publishes
+    there reaches the subscription *after* every notification of a write that Redis executed
+    before it; the :class:`Barrier` coming out of :meth:`changes` then proves that the consumer
+    has seen every change made before the ping. That is what lets a frontend answer "does this
+    app exist?" with what Redis held when the question arrived, not with what the notifications
+    had delivered so far. (A ``PING`` on the subscribed connection would do the same, but
+    redis-py mangles its answer when responses are decoded.)
     """
 
     def __init__(self, store: StateStore, dbs: Iterable[Db] = WATCHED_DBS) -> None:
         self._store = store
-        self._patterns = _patterns(dbs)
-        self._pubsub: PubSub | None = None
+        self._barrier_channel = f"{BARRIER_PREFIX}{secrets.token_hex(8)}"
+        self._patterns = [*_patterns(dbs), self._barrier_channel]
 
     async def ping(self, token: str) -> bool:
-        """Ask for ``Barrier(token)`` on the change stream; False when not subscribed now."""
-        pubsub = self._pubsub
-        if pubsub is None:
-            return False
+        """Ask for ``Barrier(token)`` on the change stream; False when Redis cannot be reached.
+
+        While the subscription is being re-established, the barrier is answered by the
+        :class:`Resync` that follows (the reload reads everything), not by its own message.
+        """
         try:
-            await pubsub.ping(BARRIER_PREFIX + token)
+            await self._store.client(Db.APPLICATION).publish(self._barrier_channel, token)
         except RedisError as exc:
             logger.debug("Barrier ping failed: %s", exc)
             return False
+        # Published to nobody means our subscription is gone (a restarted Redis) and about to be
+        # re-established: the resync that follows answers the barrier, so it still counts.
         return True
 
     async def changes(
@@ -126,28 +136,35 @@ class KeyspaceWatch:
                 if not first:
                     await self._store.enable_keyspace_notifications()
                 await self._subscribe(pubsub)
-                self._pubsub = pubsub
                 if ready is not None:
                     ready.set()
                 if not first:
                     yield Resync()
                 first = False
-                async for message in pubsub.listen():
-                    kind = message.get("type")
-                    if kind == "pmessage":
-                        change = parse_keyspace_channel(str(message["channel"]), str(message["data"]))
-                        if change is not None:
-                            yield change
-                    elif kind == "pong":
-                        data = str(message.get("data") or "")
-                        if data.startswith(BARRIER_PREFIX):
-                            yield Barrier(data[len(BARRIER_PREFIX) :])
-            except (RedisError, StateError, TimeoutError) as exc:
+                reconnected = _ReconnectFlag(pubsub)
+                while True:
+                    message = await pubsub.get_message(timeout=RECONNECT_CHECK_S)
+                    if reconnected.is_set:
+                        # redis-py re-established the connection and resubscribed on its own:
+                        # whatever happened meanwhile (a restarted, maybe empty Redis with
+                        # notifications off) is unknown, so go through a full resubscribe. A
+                        # message read after the reconnect (a barrier's pong) must not count.
+                        raise _SilentReconnect("the connection to Redis was re-established")
+                    if message is None:
+                        continue
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel = str(message["channel"])
+                    if channel == self._barrier_channel:
+                        yield Barrier(str(message["data"]))
+                        continue
+                    change = parse_keyspace_channel(channel, str(message["data"]))
+                    if change is not None:
+                        yield change
+            except (RedisError, StateError, TimeoutError, _SilentReconnect) as exc:
                 logger.warning("Lost the Redis keyspace subscription (%s); resubscribing", exc)
-                self._pubsub = None
                 await asyncio.sleep(RESUBSCRIBE_DELAY_S)
             finally:
-                self._pubsub = None
                 try:
                     await pubsub.aclose()
                 except RedisError:
@@ -162,6 +179,23 @@ class KeyspaceWatch:
                 message = await pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_TIMEOUT_S)
                 if message is not None and message.get("type") == "psubscribe":
                     confirmed += 1
+
+
+class _SilentReconnect(Exception):
+    """redis-py reconnected the subscription by itself (no error reached us)."""
+
+
+class _ReconnectFlag:
+    """Set when the subscription's connection connects again (redis-py keeps a weak reference
+    to a bound method: the flag lives as long as the loop that checks it)."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self.is_set = False
+        if pubsub.connection is not None:
+            pubsub.connection.register_connect_callback(self.on_connect)
+
+    async def on_connect(self, _connection: object) -> None:
+        self.is_set = True
 
 
 async def watch_changes(
