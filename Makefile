@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker clean
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean
 
 install: install-system install-python
 
@@ -71,3 +71,8 @@ test-docker: install docker-images
 	  [ -z "$$NO_START" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
 	  exit $$rc; }
 	$(PYTHON) -m pytest -m docker tests/docker $(PYTEST_ARGS)
+
+# Faults under load against a local cluster (replica, Redis and frontend kills); prints the fault
+# table and writes benchmarks/results/faults.json.
+test-faults: install
+	$(PYTHON) -m pytest -m faults tests/faults -s $(PYTEST_ARGS)
