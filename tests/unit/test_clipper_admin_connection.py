@@ -57,7 +57,7 @@ NEEDS_CONNECTION = [
     ("stop_models", (["m"],)),
     ("stop_versioned_models", ({"m": ["1"]},)),
     ("stop_inactive_model_versions", (["m"],)),
-    ("stop_all_model_containers", ()),
+    # stop_all_model_containers needs no connection (issue 10): tests/integration/test_local_stopping.py
 ]
 
 
