@@ -311,6 +311,7 @@ class ClipperConnection:
         """Register a model version (it becomes current); starts no replica."""
         self._require_connection()
         version = str(version)
+        validate_versioned_model_name(name, version)
         body = {
             "model_name": name,
             "model_version": version,
@@ -342,6 +343,7 @@ class ClipperConnection:
         """Grow or shrink a model version's replicas (the current version when None)."""
         self._require_connection()
         version = self.get_current_model_version(name) if version is None else str(version)
+        validate_versioned_model_name(name, version)
         info = self.get_model_info(name, version)
         if info is None:
             raise ClipperException(f"Cannot add container for non-registered model {name}:{version}")

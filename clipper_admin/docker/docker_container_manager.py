@@ -24,6 +24,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from clipper_admin._validation import validate_versioned_model_name
 from clipper_admin.container_manager import (
     CLIPPER_DOCKER_LABEL,
     CLIPPER_DOCKER_PORT_LABELS,
@@ -288,6 +289,7 @@ class DockerContainerManager(ContainerManager):
 
     def get_num_replicas(self, name: str, version: str) -> int:
         """Number of running containers of ``name:version`` in this cluster."""
+        validate_versioned_model_name(name, str(version))
         return len(self._get_replicas(name, str(version)))
 
     def set_num_replicas(
@@ -295,6 +297,7 @@ class DockerContainerManager(ContainerManager):
     ) -> None:
         """Add containers up to, or delete containers down to, ``num_replicas``."""
         version = str(version)
+        validate_versioned_model_name(name, version)
         replicas = self._get_replicas(name, version)
         current = len(replicas)
         if current < num_replicas:
@@ -354,6 +357,7 @@ class DockerContainerManager(ContainerManager):
         Raises:
             ClipperException: the build or the push failed (with the build's last lines).
         """
+        validate_versioned_model_name(name, str(version))
         image = f"{self.cluster_identifier}-{name}:{version}"
         if container_registry is not None:
             image = f"{container_registry}/{image}"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from clipper_admin.exceptions import ClipperException
 from clipper_admin.local.processes import ProcessHandle
 
 __all__ = ["ClusterPaths", "ClusterRecord", "ImageRecord", "ReplicaRecord", "default_clipper_home"]
@@ -48,10 +49,29 @@ class ClusterPaths:
     def for_cluster(
         cls, cluster_name: str, clipper_home: str | Path | None, log_dir: str | Path | None
     ) -> ClusterPaths:
+        if cluster_name in ("", ".", "..") or any(ch in cluster_name for ch in "/\\\0"):
+            raise ClipperException(
+                f"Invalid cluster name {cluster_name!r}: it names a directory, so it must not be "
+                "empty, '.' or '..', nor contain '/', '\\' or NUL"
+            )
         home = Path(clipper_home).expanduser() if clipper_home else default_clipper_home()
         cluster_dir = (home / "clusters" / cluster_name).absolute()
         logs = Path(log_dir).expanduser().absolute() if log_dir else cluster_dir / "logs"
         return cls(cluster_dir, logs)
+
+    def inside(self, base: Path, *parts: str) -> Path:
+        """``base/parts...``, refused unless it resolves inside ``base`` (the cluster directory,
+        or the log directory): no name can write or delete anywhere else.
+
+        Raises:
+            ClipperException: a part is absolute, contains ``..``, or a symlink leads outside.
+        """
+        target = base.joinpath(*parts)
+        if not target.resolve().is_relative_to(base.resolve()) or target.resolve() == base.resolve():
+            raise ClipperException(
+                f"Refusing to use {target}: {'/'.join(parts)!r} does not stay inside {base}"
+            )
+        return target
 
     @property
     def record_file(self) -> Path:

@@ -14,6 +14,7 @@ from typing import Any, Final
 import redis
 import requests
 
+from clipper_admin._validation import validate_versioned_model_name
 from clipper_admin.container_manager import (
     CLIPPER_INTERNAL_MANAGEMENT_PORT,
     CLIPPER_INTERNAL_QUERY_PORT,
@@ -322,14 +323,17 @@ class LocalContainerManager(ContainerManager):
     ) -> str:
         """Keep a copy of the model directory (and a venv for ``pkgs_to_install``); return a tag
         ``[<registry>/]<cluster>-<name>:<version>`` that ``deploy_model`` resolves to it."""
+        validate_versioned_model_name(name, version)
         check_closure_image_python(base_image)
         runtime_module_for_image(base_image, self.image_runtimes)  # fail now on unknown images
         image = f"{self.cluster_name}-{name}:{version}"
         if container_registry is not None:
             image = f"{container_registry}/{image}"
-        version_dir = self.paths.models_dir / f"{name}_{version}"
+        version_dir = self.paths.inside(self.paths.models_dir, f"{name}_{version}")
         self.logger.info("Storing model %s:%s from %s in %s", name, version, model_data_path, version_dir)
-        model_dir = model_store.store_model_directory(model_data_path, version_dir / "model")
+        model_dir = model_store.store_model_directory(
+            model_data_path, version_dir / "model", self.paths.cluster_dir
+        )
         python = None
         if pkgs_to_install:
             python = model_store.create_model_venv(
@@ -353,6 +357,7 @@ class LocalContainerManager(ContainerManager):
         return record.replicas
 
     def get_num_replicas(self, name: str, version: str) -> int:
+        validate_versioned_model_name(name, str(version))
         record = self._load_record()
         return sum(
             1 for r in self._live_replicas(record) if (r.name, r.version) == (name, str(version))
@@ -361,9 +366,10 @@ class LocalContainerManager(ContainerManager):
     def set_num_replicas(
         self, name: str, version: str, input_type: str, image: str, num_replicas: int
     ) -> None:
+        version = str(version)
+        validate_versioned_model_name(name, version)  # before any file is written
         if image == CONTAINERLESS_MODEL_IMAGE:
             return  # containerless models are served by something outside the cluster
-        version = str(version)
         with self.paths.locked():
             record = self._load_record()
             current = [r for r in self._live_replicas(record) if (r.name, r.version) == (name, version)]
@@ -401,7 +407,8 @@ class LocalContainerManager(ContainerManager):
             model_path = str(empty)
         replica_name = f"{name}_{version}-{record.next_replica_index}"
         record.next_replica_index += 1
-        ready_file = self.paths.run_dir / f"{replica_name}.ready"
+        ready_file = self.paths.inside(self.paths.run_dir, f"{replica_name}.ready")
+        self.paths.inside(self.paths.log_dir, f"{replica_name}.log")
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         ready_file.unlink(missing_ok=True)
         env = {

@@ -22,8 +22,16 @@ _VENV_TIMEOUT_S: Final = 120.0
 _PIP_TIMEOUT_S: Final = 600.0
 
 
-def store_model_directory(model_data_path: str, destination: Path) -> Path:
-    """Copy the contents of ``model_data_path`` to ``destination`` (replacing what was there)."""
+def store_model_directory(model_data_path: str, destination: Path, root: Path) -> Path:
+    """Copy the contents of ``model_data_path`` to ``destination`` (replacing what was there).
+
+    ``destination`` must lie inside ``root`` (the cluster directory): what is replaced there is
+    the cluster's own copy, never a directory elsewhere (a symlink is removed, not followed).
+    """
+    if not destination.resolve().is_relative_to(root.resolve()) or not destination.absolute().is_relative_to(
+        root.absolute()
+    ):
+        raise ClipperException(f"Refusing to store a model in {destination}: it is outside {root}")
     source = Path(model_data_path).expanduser()
     if not source.is_dir():
         raise ClipperException(f"Model data path {model_data_path} is not a directory")
@@ -32,7 +40,9 @@ def store_model_directory(model_data_path: str, destination: Path) -> Path:
             f"Model data path {model_data_path} contains the cluster directory; use a directory "
             "holding only the model's files"
         )
-    if destination.exists():
+    if destination.is_symlink():
+        destination.unlink()
+    elif destination.exists():
         shutil.rmtree(destination)
     shutil.copytree(source, destination, symlinks=True)
     return destination

@@ -6,10 +6,12 @@ A JSON problem becomes ``Error parsing JSON: <msg>. Expected JSON schema: <schem
 endpoint's schema string of the original (core spec, Appendix A); other problems carry their bare
 text. Both are raised as :class:`Rejected`.
 
-As in the original, only add_model refuses ``,`` and ``:`` (they would break the Redis key
-formats). Names that later become Docker or Kubernetes object names (DNS-1123) are checked by
-``clipper_admin`` before it calls this API, not here, so a client of the original that registers
-e.g. ``My_App`` keeps working.
+As in the original, add_model refuses ``,`` and ``:`` with the original's text. Beyond the
+original, model names and versions must be DNS-1123 subdomains (``clipper_core.state.names``) in
+add_model and set_model_version: they become container names, object names and file names, and a
+name such as ``../../x`` must not reach a container manager. Application names are not checked
+(they name only an endpoint), so a client of the original that registers e.g. ``My_App`` keeps
+working; lookups and delete_versioned_model accept any name, so an old record can still be removed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from clipper_core.jsontext import (
     read_string_array,
     schema_error_text,
 )
-from clipper_core.state import DEFAULT_BATCH_SIZE, FORBIDDEN_NAME_CHARS, InputType
+from clipper_core.state import (
+    DEFAULT_BATCH_SIZE,
+    FORBIDDEN_NAME_CHARS,
+    InputType,
+    invalid_name_message,
+    is_dns1123_subdomain,
+)
 
 __all__ = [
     "AddApp",
@@ -208,6 +216,13 @@ def _check_key_safe(value: str, what: str) -> None:
         raise Rejected(f"Invalid {what} supplied: {value}. Contains one of: {listed}")
 
 
+def _check_model_ref(model_name: str, model_version: str) -> None:
+    """Name first, then version: each must be a DNS-1123 subdomain (ours, not the original's)."""
+    for value, what in ((model_name, "model name"), (model_version, "model version")):
+        if not is_dns1123_subdomain(value):
+            raise Rejected(invalid_name_message(what, value))
+
+
 # ---------------------------------------------------------------------------- endpoints
 
 
@@ -274,6 +289,7 @@ def parse_add_model(body: bytes) -> AddModel:
     _check_key_safe(request.model_version, "model version")
     for label in request.labels:
         _check_key_safe(label, "label")
+    _check_model_ref(request.model_name, request.model_version)
     return request
 
 
@@ -286,7 +302,9 @@ def _model_ref(schema: str, body: bytes) -> ModelRef:
 
 
 def parse_set_model_version(body: bytes) -> ModelRef:
-    return _model_ref(Schema.VERSIONED_MODEL, body)
+    request = _model_ref(Schema.VERSIONED_MODEL, body)
+    _check_model_ref(request.model_name, request.model_version)
+    return request
 
 
 def parse_delete_versioned_model(body: bytes) -> ModelRef:

@@ -1,6 +1,7 @@
 """Clipper's Redis state: schema, typed records, async accessors and change events."""
 
 from clipper_core.rpc.messages import InputType
+from clipper_core.state.names import invalid_name_message, is_dns1123_subdomain
 from clipper_core.state.records import AppInfo, ContainerInfo, ModelId, ModelInfo
 from clipper_core.state.schema import (
     DEFAULT_BATCH_SIZE,
@@ -27,5 +28,7 @@ __all__ = [
     "Resync",
     "StateChange",
     "StateStore",
+    "invalid_name_message",
+    "is_dns1123_subdomain",
     "watch_changes",
 ]

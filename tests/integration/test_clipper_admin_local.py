@@ -148,6 +148,29 @@ def test_register_model_and_containerless_resize_fails(cluster: Cluster) -> None
         conn.register_model(model, "v1", "doubles")  # the server's text reaches the caller
 
 
+def test_names_that_escape_are_refused_by_the_api_and_the_manager(cluster: Cluster) -> None:
+    conn, escaping = cluster.conn, "../../../../escaped"
+    before = sorted(cluster.home.parent.rglob("*escaped*"))
+    with pytest.raises(ClipperException, match="must be a valid DNS-1123 subdomain"):
+        conn.register_model(escaping, "1", "doubles", image=NOOP_IMAGE)
+    # The management API refuses it on its own, for any client.
+    reply = requests.post(
+        f"http://{cluster.manager.get_admin_addr()}/admin/add_model",
+        json={"model_name": escaping, "model_version": "1", "labels": [], "input_type": "doubles",
+              "container_name": NOOP_IMAGE, "model_data_path": "DEPRECATED", "batch_size": -1},
+        timeout=10,
+    )
+    assert reply.status_code == 400
+    assert reply.text.startswith(f"Invalid model name supplied: {escaping!r}. A model name must be")
+    assert conn.get_model_info("escaped", "1") is None
+    with pytest.raises(ClipperException, match="must be a valid DNS-1123 subdomain"):
+        conn.set_num_replicas(escaping, 1, "1")
+    with pytest.raises(ClipperException, match="must be a valid DNS-1123 subdomain"):
+        cluster.manager.set_num_replicas(escaping, "1", "doubles", NOOP_IMAGE, 1)
+    assert sorted(cluster.home.parent.rglob("*escaped*")) == before == []
+    assert all("escaped" not in r.replica_name for r in ClusterRecord.load(cluster.manager.paths).replicas)
+
+
 def test_applications_and_links(cluster: Cluster) -> None:
     conn, app, model = cluster.conn, unique("app"), unique("m")
     conn.register_application(app, "doubles", "DEFAULT", 100000)

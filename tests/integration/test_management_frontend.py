@@ -187,7 +187,7 @@ LINK_ERRORS = [
     ("ghost", ["m"], "No app with name 'ghost' exists."),
     ("a", ["nope"], "No model with name 'nope' exists."),
     ("a", ["m", "nope"], "No model with name 'nope' exists."),
-    ("a", ["ints_model"], "Model with name 'ints_model' has incompatible input_type 'integers'. Requested app to link to has input_type 'doubles'."),
+    ("a", ["ints-model"], "Model with name 'ints-model' has incompatible input_type 'integers'. Requested app to link to has input_type 'doubles'."),
     ("a", [], "Please provide the name of the model that you want to link to the application 'a'"),
     ("a", ["m", "m2"], "Applications must be linked with at most one model. Attempted to add links to 2 models."),
 ]
@@ -198,7 +198,7 @@ async def test_add_model_links_errors(client: TestClient, app: str, models: list
     await add_app(client, "a")
     await add_model(client, "m", "1")
     await add_model(client, "m2", "1")
-    await add_model(client, "ints_model", "1", "ints")
+    await add_model(client, "ints-model", "1", "ints")
     assert await link(client, app, *models) == (400, message)
     assert await store_of(client).get_linked_models("a") == []
 

@@ -100,3 +100,74 @@ def test_local_build_model_keeps_a_copy_of_the_model_directory(tmp_path) -> None
     stored = json.loads(manager.paths.images_file.read_text())[image]
     assert stored["base_image"] == "clipper/noop-container:0.1.0" and stored["python"] is None
     assert (tmp_path / "home/clusters/c4/models/m_1/model/func.pkl").read_bytes() == b"payload"
+
+
+ESCAPING = "../../../../escaped"
+
+
+def _files_under(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_manager_entry_points_refuse_names_that_escape_before_writing(tmp_path) -> None:
+    home = tmp_path / "a" / "b" / "c" / "home"
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "func.pkl").write_bytes(b"payload")
+    before = _files_under(tmp_path)
+    manager = LocalContainerManager(cluster_name="c5", clipper_home=str(home))
+    image = "clipper/noop-container:0.1.0"
+    calls = [
+        lambda: manager.build_model(ESCAPING, "1", str(source), image),
+        lambda: manager.build_model("m", "../../1", str(source), image),
+        lambda: manager.set_num_replicas(ESCAPING, "1", "doubles", image, 1),
+        lambda: manager.deploy_model("m", "../1", "doubles", image, 1),
+        lambda: manager.get_num_replicas("M_1", "1"),
+    ]
+    for call in calls:
+        with pytest.raises(ClipperException, match="must be a valid DNS-1123 subdomain"):
+            call()
+    assert _files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b"])
+def test_cluster_names_must_name_one_directory(tmp_path, name: str) -> None:
+    with pytest.raises(ClipperException, match="Invalid cluster name"):
+        LocalContainerManager(cluster_name=name, clipper_home=str(tmp_path))
+
+
+def test_paths_resolve_inside_their_base(tmp_path) -> None:
+    paths = ClusterPaths.for_cluster("c6", tmp_path, None)
+    assert paths.inside(paths.models_dir, "m_1") == paths.models_dir / "m_1"
+    for parts in (("..", "x"), ("/etc",), ("",), (".",)):
+        with pytest.raises(ClipperException, match="does not stay inside"):
+            paths.inside(paths.models_dir, *parts)
+    # A symlink inside that leads outside does not count as inside.
+    paths.models_dir.mkdir(parents=True)
+    (paths.models_dir / "link").symlink_to(tmp_path)
+    with pytest.raises(ClipperException, match="does not stay inside"):
+        paths.inside(paths.models_dir, "link", "x")
+
+
+def test_store_model_directory_never_deletes_outside_the_cluster(tmp_path) -> None:
+    from clipper_admin.local.model_store import store_model_directory
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "func.pkl").write_bytes(b"new")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("keep")
+    root = tmp_path / "cluster"
+    root.mkdir()
+    with pytest.raises(ClipperException, match="outside"):
+        store_model_directory(str(source), precious, root)
+    with pytest.raises(ClipperException, match="outside"):
+        store_model_directory(str(source), root / ".." / "precious", root)
+    # A symlink in the cluster directory that leads there is refused; its target is untouched.
+    (root / "model").symlink_to(precious)
+    with pytest.raises(ClipperException, match="outside"):
+        store_model_directory(str(source), root / "model", root)
+    assert (precious / "keep.txt").read_text() == "keep"
+    stored = store_model_directory(str(source), root / "m_1" / "model", root)
+    assert (stored / "func.pkl").read_bytes() == b"new"

@@ -211,3 +211,40 @@ def test_non_object_document() -> None:
     assert _rejected(v.parse_verbose, b"[]") == (
         f"Error parsing JSON: Can only get key-value pair from an object. Expected JSON schema: {VERBOSE_SCHEMA}"
     )
+
+
+BAD_MODEL_NAMES = ["../../../../escaped", "My_Model", "m/1", "..", ".", "m..n", "-m", "a" * 254, ""]
+
+
+@pytest.mark.parametrize("name", BAD_MODEL_NAMES)
+def test_add_model_refuses_names_that_are_not_dns1123(name: str) -> None:
+    message = _rejected(v.parse_add_model, _without(GOOD_ADD_MODEL, model_name=name))
+    assert message.startswith(f"Invalid model name supplied: {name!r}. A model name must be a valid DNS-1123")
+
+
+def test_add_model_refuses_a_version_that_is_not_dns1123_after_a_good_name() -> None:
+    message = _rejected(v.parse_add_model, _without(GOOD_ADD_MODEL, model_version="../1"))
+    assert message.startswith("Invalid model version supplied: '../1'.")
+
+
+def test_original_texts_win_for_what_the_original_refused() -> None:
+    # ',' and ':' keep the original's message although they also fail the DNS-1123 rule.
+    assert _rejected(v.parse_add_model, _without(GOOD_ADD_MODEL, model_name="A:b")) == (
+        "Invalid model name supplied: A:b. Contains one of: ',', ':'"
+    )
+
+
+@pytest.mark.parametrize("name", BAD_MODEL_NAMES)
+def test_set_model_version_refuses_names_that_are_not_dns1123(name: str) -> None:
+    message = _rejected(v.parse_set_model_version, {"model_name": name, "model_version": "1"})
+    assert message.startswith(f"Invalid model name supplied: {name!r}.")
+    message = _rejected(v.parse_set_model_version, {"model_name": "m", "model_version": name})
+    assert message.startswith(f"Invalid model version supplied: {name!r}.")
+
+
+def test_lookups_and_deletes_accept_any_name() -> None:
+    # An old record written before the rule can still be read and removed.
+    assert v.parse_get_model(b'{"model_name":"Old_M","model_version":"1"}') == v.ModelRef("Old_M", "1")
+    assert v.parse_delete_versioned_model(b'{"model_name":"Old_M","model_version":"1"}') == (
+        v.ModelRef("Old_M", "1")
+    )
