@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 __all__ = [
+    "ADMIN_TOKEN_ENV",
+    "DEFAULT_HOST",
     "DEFAULT_MANAGEMENT_PORT",
     "DEFAULT_REDIS_PORT",
     "ENV_PREFIX",
@@ -38,6 +40,9 @@ ENV_PREFIX: Final = "CLIPPER_"
 # The conventional variable (also read by redis-cli's users and the original's docs).
 REDIS_PASSWORD_ENV: Final = "REDIS_PASSWORD"
 DEFAULT_REDIS_PORT: Final = 6379
+# Every listener binds the loopback unless the operator names an interface (0.0.0.0 for all).
+DEFAULT_HOST: Final = "127.0.0.1"
+ADMIN_TOKEN_ENV: Final = "CLIPPER_ADMIN_TOKEN"
 DEFAULT_MANAGEMENT_PORT: Final = 1338
 DEFAULT_QUERY_PORT: Final = 1337
 DEFAULT_RPC_SERVICE_PORT: Final = 7000
@@ -246,7 +251,7 @@ def _declare_listener(
 
     Not ``CLIPPER_PORT``: that is the model containers' RPC port.
     """
-    flags.add("host", parse_host, "0.0.0.0", host_help, env=f"{ENV_PREFIX}{frontend}_HOST")
+    flags.add("host", parse_host, DEFAULT_HOST, host_help, env=f"{ENV_PREFIX}{frontend}_HOST")
     flags.add("port", parse_port, default_port, port_help, env=f"{ENV_PREFIX}{frontend}_PORT")
 
 
@@ -258,9 +263,11 @@ class ManagementSettings:
     """Settings of ``python -m clipper_core.management_frontend``."""
 
     redis: RedisOptions = RedisOptions()
-    host: str = "0.0.0.0"
+    host: str = DEFAULT_HOST
     port: int = DEFAULT_MANAGEMENT_PORT
     logging: LoggingOptions = LoggingOptions()
+    # When set, every /admin/* request but /admin/ping needs ``Authorization: Bearer <token>``.
+    admin_token: str | None = None
 
     @classmethod
     def parse(cls, argv: Sequence[str], environ: Mapping[str, str]) -> ManagementSettings:
@@ -277,12 +284,21 @@ class ManagementSettings:
             flags, "MANAGEMENT", DEFAULT_MANAGEMENT_PORT, "address to listen on", "port to listen on"
         )
         LoggingOptions.declare(flags)
+        flags.add(
+            "admin_token",
+            _parse_str,
+            None,
+            "bearer token every /admin/* request but /admin/ping must carry; prefer the "
+            "environment to keep it out of `ps`",
+            env=ADMIN_TOKEN_ENV,
+        )
         flags.parse_args(argv)
         return cls(
             redis=RedisOptions.resolve(flags),
             host=flags.str_value("host"),
             port=flags.int_value("port"),
             logging=LoggingOptions.resolve(flags),
+            admin_token=flags.optional_str_value("admin_token"),
         )
 
 
@@ -296,9 +312,9 @@ class QuerySettings:
     """
 
     redis: RedisOptions = RedisOptions()
-    host: str = "0.0.0.0"
+    host: str = DEFAULT_HOST
     port: int = DEFAULT_QUERY_PORT
-    rpc_host: str = "0.0.0.0"
+    rpc_host: str = DEFAULT_HOST
     rpc_service_port: int = DEFAULT_RPC_SERVICE_PORT
     prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
@@ -318,7 +334,7 @@ class QuerySettings:
         flags = FlagReader("clipper-query-frontend", "Clipper query REST API and model RPC service", environ)
         RedisOptions.declare(flags)
         _declare_listener(flags, "QUERY", DEFAULT_QUERY_PORT, "address the REST API listens on", "REST port")
-        flags.add("rpc_host", parse_host, "0.0.0.0", "address the ZeroMQ RPC service binds")
+        flags.add("rpc_host", parse_host, DEFAULT_HOST, "address the ZeroMQ RPC service binds")
         flags.add("rpc_service_port", parse_port, DEFAULT_RPC_SERVICE_PORT, "ZeroMQ RPC service port")
         flags.add(
             "prediction_cache_size",

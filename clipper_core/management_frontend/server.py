@@ -10,7 +10,8 @@ from typing import Final
 from aiohttp import web
 
 from clipper_core.http import DEFAULT_MAX_BODY_BYTES, create_app
-from clipper_core.management_frontend.handlers import SERVICE_KEY, add_routes
+from clipper_core.management_frontend.auth import bearer_token_middleware
+from clipper_core.management_frontend.handlers import PING_PATH, SERVICE_KEY, add_routes
 from clipper_core.management_frontend.operations import ManagementService
 from clipper_core.settings import ManagementSettings, RedisOptions
 from clipper_core.state import RedisSettings, StateStore
@@ -27,9 +28,17 @@ def redis_settings(options: RedisOptions) -> RedisSettings:
     return RedisSettings(host=options.ip, port=options.port, password=options.password)
 
 
-def build_app(redis: RedisSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
-    """The aiohttp application; it connects to Redis on startup (retrying until Redis answers)."""
-    app = create_app(max_body_bytes=max_body_bytes)
+def build_app(
+    redis: RedisSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, admin_token: str | None = None
+) -> web.Application:
+    """The aiohttp application; it connects to Redis on startup (retrying until Redis answers).
+
+    With ``admin_token``, /admin/* (but /admin/ping) needs ``Authorization: Bearer <token>``.
+    """
+    middlewares = (
+        [] if admin_token is None else [bearer_token_middleware(admin_token, frozenset({PING_PATH}))]
+    )
+    app = create_app(max_body_bytes=max_body_bytes, middlewares=middlewares)
 
     async def state_store(app: web.Application) -> AsyncIterator[None]:
         store = await StateStore.connect(redis)
@@ -50,18 +59,19 @@ async def serve(settings: ManagementSettings, started: asyncio.Event | None = No
 
     Redis comes first, so ``GET /admin/ping`` answering means the API is usable.
     """
-    app = build_app(redis_settings(settings.redis))
+    app = build_app(redis_settings(settings.redis), admin_token=settings.admin_token)
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         logger.info(
-            "Management frontend listening on %s:%d (Redis %s:%d)",
+            "Management frontend listening on %s:%d (Redis %s:%d; %s)",
             settings.host,
             settings.port,
             settings.redis.ip,
             settings.redis.port,
+            "bearer token required" if settings.admin_token else "no admin token",
         )
         if started is not None:
             started.set()

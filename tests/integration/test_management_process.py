@@ -158,3 +158,38 @@ def test_console_script_runs_main(subprocess_env: dict[str, str]) -> None:
     assert b"--redis_password" in result.stdout and b"--redis_port" in result.stdout
     bad = subprocess.run([script, "--port", "x"], env=subprocess_env, capture_output=True, timeout=60)
     assert bad.returncode == 2 and b"invalid value for --port" in bad.stderr
+
+
+@pytest.mark.parametrize("how", ["flag", "CLIPPER_ADMIN_TOKEN"])
+def test_admin_token_is_required_on_every_admin_path_but_ping(redis_clean: RedisServer, subprocess_env: dict[str, str], processes: list[subprocess.Popen[bytes]], how: str) -> None:
+    env = {k: v for k, v in subprocess_env.items() if k != "CLIPPER_ADMIN_TOKEN"}
+    extra: tuple[str, ...] = ("--admin_token", "s3cret-token") if how == "flag" else ()
+    if how != "flag":
+        env[how] = "s3cret-token"
+    process, port = _start_frontend(redis_clean.port, env, *extra)
+    processes.append(process)
+    wait_for_port(port, 20)
+    base = f"http://127.0.0.1:{port}"
+    app_body = json.dumps({"name": "t", "input_type": "doubles", "default_output": "-1", "latency_slo_micros": 1000})
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"},
+                    {"Authorization": "Bearer"}, {"Authorization": "s3cret-token"}):
+        for path in ("/admin/add_app", "/admin/get_all_applications", "/admin/no_such_endpoint"):
+            refused = requests.post(base + path, data=app_body, headers=headers, timeout=10)
+            assert refused.status_code == 401, (path, headers, refused.text)
+            assert refused.json()["error"] == "Unauthorized"
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert requests.get(base + "/admin/ping", timeout=10).text == "PONG"  # open: liveness probes
+    assert requests.get(base + "/healthz", timeout=10).json()["status"] == "ok"
+    good = {"Authorization": "Bearer s3cret-token"}
+    assert requests.post(base + "/admin/add_app", data=app_body, headers=good, timeout=10).status_code == 200
+    listed = requests.post(base + "/admin/get_all_applications", data=b'{"verbose":false}', headers=good, timeout=10)
+    assert listed.json() == ["t"]
+    assert requests.post(base + "/admin/no_such_endpoint", data=b"{}", headers=good, timeout=10).status_code == 404
+
+
+def test_without_a_token_the_api_stays_open(redis_clean: RedisServer, subprocess_env: dict[str, str], processes: list[subprocess.Popen[bytes]]) -> None:
+    env = {k: v for k, v in subprocess_env.items() if k != "CLIPPER_ADMIN_TOKEN"}
+    process, port = _start_frontend(redis_clean.port, env)
+    processes.append(process)
+    wait_for_port(port, 20)
+    assert _admin(port, "get_all_applications", {"verbose": False}).status_code == 200

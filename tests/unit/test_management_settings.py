@@ -7,11 +7,27 @@ import pytest
 from clipper_core.settings import LoggingOptions, ManagementSettings, QuerySettings, RedisOptions
 
 
-def test_defaults_are_the_originals() -> None:
+def test_defaults_are_the_originals_but_listen_on_the_loopback() -> None:
     settings = ManagementSettings.parse([], {})
     assert settings == ManagementSettings(
-        redis=RedisOptions("localhost", 6379, None), host="0.0.0.0", port=1338, logging=LoggingOptions("INFO")
+        redis=RedisOptions("localhost", 6379, None), host="127.0.0.1", port=1338,
+        logging=LoggingOptions("INFO"), admin_token=None,
     )
+
+
+def test_every_listener_defaults_to_the_loopback_unless_asked() -> None:
+    query = QuerySettings.parse([], {})
+    assert (query.host, query.rpc_host) == ("127.0.0.1", "127.0.0.1")
+    asked = QuerySettings.parse(["--host", "0.0.0.0", "--rpc_host", "0.0.0.0"], {})
+    assert (asked.host, asked.rpc_host) == ("0.0.0.0", "0.0.0.0")
+    assert ManagementSettings.parse([], {"CLIPPER_MANAGEMENT_HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
+def test_admin_token_from_flag_or_environment() -> None:
+    assert ManagementSettings.parse(["--admin_token", "t1"], {}).admin_token == "t1"
+    assert ManagementSettings.parse([], {"CLIPPER_ADMIN_TOKEN": "t2"}).admin_token == "t2"
+    assert ManagementSettings.parse(["--admin_token=t1"], {"CLIPPER_ADMIN_TOKEN": "t2"}).admin_token == "t1"
+    assert ManagementSettings.parse([], {"CLIPPER_ADMIN_TOKEN": ""}).admin_token is None
 
 
 def test_flags_in_both_spellings() -> None:
