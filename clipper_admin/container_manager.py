@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 import logging
+import secrets
 from typing import Any, Final
 
 from clipper_admin.exceptions import ClipperException
 
 __all__ = [
+    "ADMIN_TOKEN_ENV",
     "CLIPPER_DOCKER_LABEL",
     "CLIPPER_DOCKER_PORT_LABELS",
     "CLIPPER_FLUENTD_CONFIG_LABEL",
@@ -24,9 +26,12 @@ __all__ = [
     "CLIPPER_NAME_LABEL",
     "CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL",
     "CONTAINERLESS_MODEL_IMAGE",
+    "REDIS_PASSWORD_ENV",
+    "REDIS_PERSISTENCE_ARGS",
     "ClusterAdapter",
     "ContainerManager",
     "create_model_container_label",
+    "new_secret",
     "parse_model_container_label",
 ]
 
@@ -43,6 +48,18 @@ CLIPPER_MODEL_CONTAINER_LABEL: Final = "ai.clipper.model_container.label"
 CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: Final = "ai.clipper.query_frontend.label"
 CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: Final = "ai.clipper.management_frontend.label"
 CONTAINERLESS_MODEL_IMAGE: Final = "NO_CONTAINER"
+
+# A managed Redis keeps every record in an append-only file, written before each reply and
+# fsynced every second: a restarted Redis (SIGTERM or SIGKILL) comes back with all of them.
+REDIS_PERSISTENCE_ARGS: Final = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
+# Environment variables the frontends read (clipper_core.settings): Redis AUTH, admin API token.
+REDIS_PASSWORD_ENV: Final = "REDIS_PASSWORD"
+ADMIN_TOKEN_ENV: Final = "CLIPPER_ADMIN_TOKEN"
+
+
+def new_secret() -> str:
+    """A random password or token (192 bits, URL-safe text)."""
+    return secrets.token_urlsafe(24)
 
 CLIPPER_DOCKER_PORT_LABELS: Final = {
     "redis": "ai.clipper.redis.port",
@@ -83,6 +100,9 @@ class ContainerManager(abc.ABC):
     """
 
     cluster_identifier: str
+    # Sent as ``Authorization: Bearer <token>`` on /admin/* when set (the management frontend's
+    # --admin_token); a manager takes it from its options or from the running cluster.
+    admin_token: str | None = None
 
     @abc.abstractmethod
     def start_clipper(
@@ -153,6 +173,11 @@ class ContainerManager(abc.ABC):
     @abc.abstractmethod
     def stop_all(self, graceful: bool = True) -> None:
         """Stop everything this cluster runs."""
+
+    def replica_supervision(self) -> list[dict[str, Any]]:
+        """Replica processes the manager restarts itself, with their ``state`` and ``restarts``
+        (see ``LocalContainerManager``); none for managers that leave this to an orchestrator."""
+        return []
 
     @abc.abstractmethod
     def get_admin_addr(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from clipper_admin.container_manager import (
+    ADMIN_TOKEN_ENV,
     CLIPPER_DOCKER_PORT_LABELS,
     CLIPPER_INTERNAL_MANAGEMENT_PORT,
     CLIPPER_INTERNAL_QUERY_PORT,
@@ -18,6 +19,8 @@ from clipper_admin.container_manager import (
     CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    REDIS_PASSWORD_ENV,
+    REDIS_PERSISTENCE_ARGS,
     create_model_container_label,
 )
 
@@ -33,6 +36,8 @@ __all__ = [
 
 LOOPBACK_ADDRESSES: Final = frozenset({"localhost", "127.0.0.1"})
 LOOPBACK_IP: Final = "127.0.0.1"
+# Where the managed Redis keeps its append-only file inside its container (a named volume).
+REDIS_DATA_DIR: Final = "/data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class ContainerSpec:
     command: list[str] | None = None
     environment: dict[str, str] = field(default_factory=dict)
     ports: dict[str, Any] = field(default_factory=dict)
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    restart_policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +81,28 @@ class NetworkLayout:
         return {f"{internal}/tcp": external}
 
 
-def redis_spec(layout: NetworkLayout, image: str, port: int) -> ContainerSpec:
-    """The managed Redis; the port label lets ``connect()`` find it."""
+def redis_spec(
+    layout: NetworkLayout, image: str, port: int, password: str, data_volume: str
+) -> ContainerSpec:
+    """The managed Redis: AOF in ``data_volume``, AUTH with ``password``, restarted by the engine.
+
+    The password reaches the server through the environment (not the command line), and
+    ``REDISCLI_AUTH`` lets the image's health check ping. The port label lets ``connect()`` find it.
+    """
     labels = {CLIPPER_DOCKER_PORT_LABELS["redis"]: str(port)}
-    if not layout.host_network:
-        # The image's own command serves the internal port.
-        return ContainerSpec("redis", image, labels, ports=layout.publish(CLIPPER_INTERNAL_REDIS_PORT, port))
-    command = ["redis-server", "--port", str(port), "--bind", layout.bind_host, "--protected-mode", "no",
-               "--save", "", "--appendonly", "no"]  # fmt: skip
-    # REDIS_PORT is read by the image's HEALTHCHECK.
-    return ContainerSpec("redis", image, labels, command, {"REDIS_PORT": str(port)})
+    listen = layout.listen_port(CLIPPER_INTERNAL_REDIS_PORT, port)
+    server_args = ["--port", str(listen), "--bind", layout.bind_host, *REDIS_PERSISTENCE_ARGS,
+                   "--dir", REDIS_DATA_DIR]  # fmt: skip
+    command = ["sh", "-c", f'exec redis-server "$@" --requirepass "${REDIS_PASSWORD_ENV}"', "redis-server",
+               *server_args]  # fmt: skip
+    # REDIS_PORT is read by the image's HEALTHCHECK, REDISCLI_AUTH by its redis-cli.
+    environment = {"REDIS_PORT": str(listen), REDIS_PASSWORD_ENV: password, "REDISCLI_AUTH": password}
+    return ContainerSpec(
+        "redis", image, labels, command, environment,
+        ports=layout.publish(CLIPPER_INTERNAL_REDIS_PORT, port),
+        volumes={data_volume: {"bind": REDIS_DATA_DIR, "mode": "rw"}},
+        restart_policy={"Name": "unless-stopped"},
+    )  # fmt: skip
 
 
 def redis_address_for_frontends(
@@ -95,8 +114,25 @@ def redis_address_for_frontends(
     return redis_container_name, CLIPPER_INTERNAL_REDIS_PORT
 
 
+def _secrets_environment(redis_password: str | None, admin_token: str | None = None) -> dict[str, str]:
+    """Secrets go through the environment, never the command line (``ps``, ``docker inspect``
+    of the command); ``connect()`` reads them back from the management frontend's."""
+    environment = {}
+    if redis_password is not None:
+        environment[REDIS_PASSWORD_ENV] = redis_password
+    if admin_token is not None:
+        environment[ADMIN_TOKEN_ENV] = admin_token
+    return environment
+
+
 def management_frontend_spec(
-    layout: NetworkLayout, image: str, redis_host: str, redis_port: int, port: int
+    layout: NetworkLayout,
+    image: str,
+    redis_host: str,
+    redis_port: int,
+    port: int,
+    redis_password: str | None = None,
+    admin_token: str | None = None,
 ) -> ContainerSpec:
     listen = layout.listen_port(CLIPPER_INTERNAL_MANAGEMENT_PORT, port)
     command = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={layout.bind_host}",
@@ -105,7 +141,10 @@ def management_frontend_spec(
         CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: "",
         CLIPPER_DOCKER_PORT_LABELS["management"]: str(port),
     }
-    environment = {"HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/admin/ping"}
+    environment = {
+        "HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/admin/ping",
+        **_secrets_environment(redis_password, admin_token),
+    }
     ports = layout.publish(CLIPPER_INTERNAL_MANAGEMENT_PORT, port)
     return ContainerSpec("mgmt_frontend", image, labels, command, environment, ports)
 
@@ -118,18 +157,22 @@ def query_frontend_spec(
     port: int,
     rpc_port: int,
     cache_size: int,
+    redis_password: str | None = None,
 ) -> ContainerSpec:
     listen = layout.listen_port(CLIPPER_INTERNAL_QUERY_PORT, port)
     rpc_listen = layout.listen_port(CLIPPER_INTERNAL_RPC_PORT, rpc_port)
     command = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={layout.bind_host}",
-               f"--port={listen}", f"--rpc_service_port={rpc_listen}",
+               f"--port={listen}", f"--rpc_host={layout.bind_host}", f"--rpc_service_port={rpc_listen}",
                f"--prediction_cache_size={cache_size}"]  # fmt: skip
     labels = {
         CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: "",
         CLIPPER_DOCKER_PORT_LABELS["query_rest"]: str(port),
         CLIPPER_DOCKER_PORT_LABELS["query_rpc"]: str(rpc_port),
     }
-    environment = {"HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/metrics"}
+    environment = {
+        "HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/metrics",
+        **_secrets_environment(redis_password),
+    }
     ports = {
         **layout.publish(CLIPPER_INTERNAL_QUERY_PORT, port),
         **layout.publish(CLIPPER_INTERNAL_RPC_PORT, rpc_port),

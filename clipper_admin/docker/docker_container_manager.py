@@ -26,13 +26,17 @@ from docker.models.containers import Container
 
 from clipper_admin._validation import validate_versioned_model_name
 from clipper_admin.container_manager import (
+    ADMIN_TOKEN_ENV,
     CLIPPER_DOCKER_LABEL,
     CLIPPER_DOCKER_PORT_LABELS,
+    CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    REDIS_PASSWORD_ENV,
     ClusterAdapter,
     ContainerManager,
     create_model_container_label,
+    new_secret,
     parse_model_container_label,
 )
 from clipper_admin.docker import docker_api_utils as api
@@ -75,6 +79,11 @@ class DockerContainerManager(ContainerManager):
         docker_network: the bridge network to create and use, or ``"host"``.
         extra_container_kwargs: extra ``containers.run`` arguments for every container; its
             ``labels`` are added to every container.
+        redis_password: the password of an external Redis (``redis_ip``). A managed Redis gets a
+            generated one; both frontends receive it as ``REDIS_PASSWORD``.
+        admin_token: when given, the management API requires ``Authorization: Bearer <token>``
+            (``CLIPPER_ADMIN_TOKEN`` of its container); ``ClipperConnection`` sends it, and
+            ``connect()`` from another process reads it back from that container.
     """
 
     def __init__(
@@ -91,6 +100,8 @@ class DockerContainerManager(ContainerManager):
         prometheus_port: int = 9090,
         docker_network: str = "clipper_network",
         extra_container_kwargs: dict[str, Any] | None = None,
+        redis_password: str | None = None,
+        admin_token: str | None = None,
     ) -> None:
         if use_centralized_log:
             raise ClipperException(
@@ -108,6 +119,8 @@ class DockerContainerManager(ContainerManager):
         self.redis_ip = redis_ip
         self.redis_port = redis_port
         self.external_redis = redis_ip is not None
+        self.redis_password = redis_password
+        self.admin_token = admin_token
         self.prometheus_port = prometheus_port
         self.docker_network = docker_network
         self.redis_image = clipper_image("redis")
@@ -196,20 +209,32 @@ class DockerContainerManager(ContainerManager):
             redis_host, redis_port = self.redis_ip, self.redis_port
         else:
             self.logger.info("Starting managed Redis instance in Docker")
-            redis = self._run_healthy(redis_spec(layout, self.redis_image, self.redis_port))
+            self.redis_password = new_secret()
+            redis = self._run_healthy(
+                redis_spec(layout, self.redis_image, self.redis_port, self.redis_password,
+                           self._create_redis_volume())
+            )  # fmt: skip
             redis_host, redis_port = redis_address_for_frontends(layout, redis.name, self.redis_port)
         self._run_healthy(
             management_frontend_spec(
-                layout, mgmt_frontend_image, redis_host, redis_port, self.clipper_management_port
+                layout, mgmt_frontend_image, redis_host, redis_port, self.clipper_management_port,
+                self.redis_password, self.admin_token,
             )
-        )
+        )  # fmt: skip
         self._run_healthy(
             query_frontend_spec(
                 layout, query_frontend_image, redis_host, redis_port,
-                self.clipper_query_port, self.clipper_rpc_port, cache_size,
+                self.clipper_query_port, self.clipper_rpc_port, cache_size, self.redis_password,
             )
         )  # fmt: skip
         self.connect()
+
+    def _create_redis_volume(self) -> str:
+        """A named volume for the managed Redis's append-only file, labelled with the cluster so
+        ``stop_all`` removes it (it outlives restarts of the Redis container, not the cluster)."""
+        name = f"clipper-redis-{self.cluster_name}-{random.randint(0, NAME_SUFFIX_MAX)}"
+        self.docker_client.volumes.create(name, labels={CLIPPER_DOCKER_LABEL: self.cluster_name})
+        return name
 
     def _choose_ports(self) -> None:
         """Keep each requested host port if it is free, else take another free one."""
@@ -231,6 +256,10 @@ class DockerContainerManager(ContainerManager):
             run_kwargs["environment"] = spec.environment
         if spec.ports:
             run_kwargs["ports"] = spec.ports
+        if spec.volumes:
+            run_kwargs["volumes"] = spec.volumes
+        if spec.restart_policy is not None:
+            run_kwargs["restart_policy"] = spec.restart_policy
         for attempt in range(NAME_ATTEMPTS):
             name = f"{spec.name_prefix}-{random.randint(0, NAME_SUFFIX_MAX)}"
             try:
@@ -256,6 +285,8 @@ class DockerContainerManager(ContainerManager):
         labels: dict[str, str] = {}
         for container in containers:
             labels.update(container.labels)
+            if CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL in container.labels:
+                self._adopt_secrets(container)
         ports = CLIPPER_DOCKER_PORT_LABELS
         if ports["redis"] in labels:
             self.redis_port = int(labels[ports["redis"]])
@@ -267,6 +298,15 @@ class DockerContainerManager(ContainerManager):
             raise ClipperException(
                 f"Cluster {self.cluster_name} is incomplete: no container carries label {e}"
             ) from e
+
+    def _adopt_secrets(self, management_frontend: Container) -> None:
+        """The Redis password and admin token the cluster was started with (its environment)."""
+        env = dict(
+            item.split("=", 1) for item in management_frontend.attrs.get("Config", {}).get("Env") or []
+            if "=" in item
+        )
+        self.redis_password = env.get(REDIS_PASSWORD_ENV, self.redis_password)
+        self.admin_token = env.get(ADMIN_TOKEN_ENV, self.admin_token)
 
     # ------------------------------------------------------------------ model replicas
 
@@ -412,6 +452,12 @@ class DockerContainerManager(ContainerManager):
     def stop_all(self, graceful: bool = True) -> None:
         """Stop (or kill) and delete every container of this cluster, then its unused network."""
         api.remove_containers(self._cluster_containers(include_stopped=True), graceful=graceful)
+        cluster_label = {"label": f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}"}
+        for volume in self.docker_client.volumes.list(filters=cluster_label):
+            try:
+                volume.remove()
+            except docker.errors.APIError as e:
+                self.logger.warning("Redis data volume %s kept: %s", volume.name, e)
         if self.is_host_network:
             return
         for network in self.docker_client.networks.list(names=[self.docker_network]):

@@ -58,7 +58,7 @@ def compose_cluster(docker_client: docker.DockerClient) -> Iterator[dict[str, st
         assert up.returncode == 0, up.stderr
         yield env
     finally:
-        down = run_compose([*files, "down"], env)
+        down = run_compose([*files, "down", "-v"], env)  # -v: the Redis data volume too
         assert down.returncode == 0, down.stderr
         leftovers = docker_client.containers.list(
             all=True, filters={"label": f"com.docker.compose.project={project}"}
