@@ -82,7 +82,7 @@ class ClipperConnection:
         url = f"http://{self.cm.get_admin_addr()}/admin/{endpoint}"
         try:
             response = self._session.post(
-                url, data=json.dumps(body), headers=_JSON_HEADERS, timeout=self.http_timeout_s
+                url, data=json.dumps(body), headers=self._admin_headers(), timeout=self.http_timeout_s
             )
         except requests.RequestException as exc:
             msg = f"Could not reach the Clipper management frontend at {url}: {exc}"
@@ -93,6 +93,11 @@ class ClipperConnection:
             self.logger.error(msg)
             raise ClipperException(msg)
         return response
+
+    def _admin_headers(self) -> dict[str, str]:
+        """JSON, plus the bearer token when the cluster's management API requires one."""
+        token = getattr(self.cm, "admin_token", None)
+        return {**_JSON_HEADERS, "Authorization": f"Bearer {token}"} if token else dict(_JSON_HEADERS)
 
     def _post_admin_json(self, endpoint: str, body: Mapping[str, Any]) -> Any:
         response = self._post_admin(endpoint, body)
@@ -373,9 +378,26 @@ class ClipperConnection:
 
     def get_all_model_replicas(self, verbose: bool = False) -> list[Any]:
         """``"<name>:<version>:<replica_id>"`` strings, or (verbose) dicts with model_id,
-        model_name, model_version, model_replica_id and input_type."""
+        model_name, model_version, model_replica_id and input_type.
+
+        Verbose, with a manager that restarts replicas itself (``LocalContainerManager``), the
+        list ends with one dict per replica process that is not serving now: its
+        ``model_replica_id`` is None and ``state`` says ``restarting`` or ``crash-loop``, with
+        ``restarts``, ``last_exit`` and ``replica_name``. The connected replicas come first, as
+        the management frontend lists them.
+        """
         self._require_connection()
-        return self._post_admin_json("get_all_containers", {"verbose": verbose})  # type: ignore[no-any-return]
+        replicas = self._post_admin_json("get_all_containers", {"verbose": verbose})
+        if verbose:
+            for process in self.cm.replica_supervision():
+                if process["state"] != "running":
+                    name, version = process["model_name"], process["model_version"]
+                    replicas.append({
+                        "model_id": f"{name}:{version}", "model_name": name, "model_version": version,
+                        "model_replica_id": None,
+                        **{k: process[k] for k in ("state", "restarts", "last_exit", "replica_name")},
+                    })  # fmt: skip
+        return replicas  # type: ignore[no-any-return]
 
     def get_model_replica_info(
         self, name: str, version: Any, replica_id: int

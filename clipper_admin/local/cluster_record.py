@@ -8,8 +8,12 @@ Layout of a cluster directory (``$CLIPPER_HOME`` or ``~/.clipper``, then ``clust
     .lock          flock(2) guard for read-modify-write of the two JSON files
     logs/          one log file per process of the current run; earlier runs' logs are moved to
                    logs/previous-runs/<run id>/ when the cluster starts again
-    run/           readiness files of replicas, Redis working directory
+    run/           readiness files of replicas
+    redis/         the managed Redis: its config (the password; mode 0600) and its append-only
+                   file, so a restarted Redis loses no record; removed by stop_all()
     models/        one directory per built model version (model files + optional venv)
+
+``cluster.json`` holds the cluster's Redis password and admin token, so it is written mode 0600.
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from typing import Any, Final
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.local.processes import ProcessHandle
 
-__all__ = ["ClusterPaths", "ClusterRecord", "ImageRecord", "ReplicaRecord", "default_clipper_home"]
+__all__ = [
+    "ClusterPaths",
+    "ClusterRecord",
+    "ImageRecord",
+    "Launch",
+    "ReplicaRecord",
+    "ReplicaState",
+    "default_clipper_home",
+]
 
 CLIPPER_HOME_ENV: Final = "CLIPPER_HOME"
 
@@ -94,6 +106,10 @@ class ClusterPaths:
     def models_dir(self) -> Path:
         return self.cluster_dir / "models"
 
+    @property
+    def redis_dir(self) -> Path:
+        return self.cluster_dir / "redis"
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the cluster's exclusive file lock (blocks other processes' updates)."""
@@ -111,9 +127,36 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How a process was started (``argv`` and the environment it got beyond the manager's own),
+    so that the supervisor can start it again exactly so."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"argv": list(self.argv), "env": dict(self.env)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Launch | None:
+        if not data:
+            return None
+        env = {str(k): str(v) for k, v in data.get("env", {}).items()}
+        return cls(tuple(str(a) for a in data["argv"]), env)
+
+
+class ReplicaState:
+    """What the supervisor last decided about a replica (``ReplicaRecord.state``)."""
+
+    RUNNING: Final = "running"
+    RESTARTING: Final = "restarting"  # exited; started again after its back-off
+    CRASH_LOOP: Final = "crash-loop"  # exited too often right after starting; not restarted
+
+
 @dataclass(slots=True)
 class ReplicaRecord:
-    """One model replica process."""
+    """One model replica process, and what supervision did to it."""
 
     name: str
     version: str
@@ -121,6 +164,10 @@ class ReplicaRecord:
     image: str
     input_type: str
     process: ProcessHandle
+    launch: Launch | None = None
+    state: str = ReplicaState.RUNNING
+    restarts: int = 0
+    last_exit: str | None = None  # e.g. "exit status 1 after 0.8 s", "killed by SIGKILL after 12 s"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +177,10 @@ class ReplicaRecord:
             "image": self.image,
             "input_type": self.input_type,
             "process": self.process.to_json(),
+            "launch": None if self.launch is None else self.launch.to_json(),
+            "state": self.state,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
         }
 
     @classmethod
@@ -137,6 +188,8 @@ class ReplicaRecord:
         return cls(
             str(data["name"]), str(data["version"]), str(data["replica_name"]),
             str(data["image"]), str(data["input_type"]), ProcessHandle.from_json(data["process"]),
+            Launch.from_json(data.get("launch")), str(data.get("state", ReplicaState.RUNNING)),
+            int(data.get("restarts", 0)), data.get("last_exit"),
         )
 
 
@@ -154,6 +207,11 @@ class ClusterRecord:
     core: dict[str, ProcessHandle] = field(default_factory=dict)
     replicas: list[ReplicaRecord] = field(default_factory=list)
     next_replica_index: int = 0
+    redis_password: str | None = None
+    admin_token: str | None = None
+    # How each core process (by role) was started, for the supervisor; restarts per role.
+    launches: dict[str, Launch] = field(default_factory=dict)
+    core_restarts: dict[str, int] = field(default_factory=dict)
     # Names this start of the cluster: copied logs carry it, so runs never overwrite each other.
     run_id: str = field(default_factory=new_run_id)
 
@@ -170,6 +228,10 @@ class ClusterRecord:
             "core": {role: handle.to_json() for role, handle in self.core.items()},
             "replicas": [replica.to_json() for replica in self.replicas],
             "next_replica_index": self.next_replica_index,
+            "redis_password": self.redis_password,
+            "admin_token": self.admin_token,
+            "launches": {role: launch.to_json() for role, launch in self.launches.items()},
+            "core_restarts": dict(self.core_restarts),
         }
 
     @classmethod
@@ -186,6 +248,14 @@ class ClusterRecord:
             replicas=[ReplicaRecord.from_json(r) for r in data.get("replicas", [])],
             next_replica_index=int(data.get("next_replica_index", 0)),
             run_id=str(data.get("run_id") or new_run_id()),
+            redis_password=data.get("redis_password"),
+            admin_token=data.get("admin_token"),
+            launches={
+                role: launch
+                for role, raw in data.get("launches", {}).items()
+                if (launch := Launch.from_json(raw)) is not None
+            },
+            core_restarts={str(k): int(v) for k, v in data.get("core_restarts", {}).items()},
         )
 
     @classmethod
@@ -231,6 +301,7 @@ def _read_json(path: Path) -> Any:
 def _write_json(path: Path, data: Any) -> None:
     """Write atomically (temp file + rename) so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp creates the file mode 0600: the record holds the cluster's secrets.
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:

@@ -16,28 +16,42 @@ import requests
 
 from clipper_admin._validation import validate_versioned_model_name
 from clipper_admin.container_manager import (
+    ADMIN_TOKEN_ENV,
     CLIPPER_INTERNAL_MANAGEMENT_PORT,
     CLIPPER_INTERNAL_QUERY_PORT,
     CLIPPER_INTERNAL_REDIS_PORT,
     CLIPPER_INTERNAL_RPC_PORT,
     CONTAINERLESS_MODEL_IMAGE,
+    REDIS_PASSWORD_ENV,
+    REDIS_PERSISTENCE_ARGS,
     ClusterAdapter,
     ContainerManager,
+    new_secret,
 )
 from clipper_admin.deployers.deployer_utils import check_closure_image_python
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.local import model_store
-from clipper_admin.local.cluster_record import ClusterPaths, ClusterRecord, ImageRecord, ReplicaRecord
+from clipper_admin.local.cluster_record import (
+    ClusterPaths,
+    ClusterRecord,
+    ImageRecord,
+    Launch,
+    ReplicaRecord,
+    ReplicaState,
+)
 from clipper_admin.local.processes import ProcessHandle, choose_port, log_tail, spawn, stop_processes
 from clipper_admin.local.runtimes import runtime_module_for_image
 
-__all__ = ["LocalContainerManager"]
+__all__ = ["SUPERVISOR_ROLE", "LocalContainerManager"]
 
 logger = logging.getLogger(__name__)
 
 _REDIS = "redis"
 _MANAGEMENT = "management_frontend"
 _QUERY = "query_frontend"
+SUPERVISOR_ROLE: Final = "supervisor"
+# Variables a child must not inherit from the caller: each process gets only the secrets it needs.
+_SECRET_ENV: Final = (REDIS_PASSWORD_ENV, "CLIPPER_REDIS_PASSWORD", ADMIN_TOKEN_ENV, "REDISCLI_AUTH")
 _POLL_INTERVAL_S: Final = 0.1
 # The directory holding clipper_core/ and containers/ when running from a source checkout: put
 # on the children's PYTHONPATH so `python -m clipper_core...` works from any interpreter or venv.
@@ -65,6 +79,14 @@ class LocalContainerManager(ContainerManager):
         startup_timeout_s: how long to wait for the frontends, and for each replica to load.
         stop_timeout_s: grace period between SIGTERM and SIGKILL.
         image_runtimes: extra ``image stem -> python module`` mappings for replicas.
+        redis_password: the password of an external Redis (``redis_ip``). A Redis the manager
+            starts always gets a generated password (kept in ``cluster.json``, mode 0600).
+        admin_token: when given, the management API requires ``Authorization: Bearer <token>``;
+            it is kept in ``cluster.json``, so ``connect()`` from another process sends it too.
+        supervise: run ``python -m clipper_admin.local.supervisor`` beside the cluster: it starts
+            a model replica (or Redis) that exited again, after a back-off of
+            ``restart_backoff_s`` doubling per quick failure, and gives up on a replica after
+            ``max_restarts`` failures in a row, each within seconds of its start (a crash loop).
     """
 
     def __init__(
@@ -81,6 +103,11 @@ class LocalContainerManager(ContainerManager):
         startup_timeout_s: float = 60.0,
         stop_timeout_s: float = 5.0,
         image_runtimes: Mapping[str, str] | None = None,
+        redis_password: str | None = None,
+        admin_token: str | None = None,
+        supervise: bool = True,
+        restart_backoff_s: float = 0.5,
+        max_restarts: int = 5,
     ) -> None:
         self.cluster_name = cluster_name
         self.cluster_identifier = cluster_name
@@ -94,6 +121,11 @@ class LocalContainerManager(ContainerManager):
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.image_runtimes = dict(image_runtimes or {})
+        self.redis_password = redis_password
+        self.admin_token = admin_token
+        self.supervise = supervise
+        self.restart_backoff_s = restart_backoff_s
+        self.max_restarts = max_restarts
         self.paths = ClusterPaths.for_cluster(cluster_name, clipper_home, log_dir)
         self.logger = ClusterAdapter(logger, {"cluster_name": cluster_name})
 
@@ -135,6 +167,9 @@ class LocalContainerManager(ContainerManager):
                 self.logger.info("Cleaning up the stale record of a stopped cluster")
                 stop_processes([r.process for r in existing.replicas], timeout_s=self.stop_timeout_s)
             self._archive_logs(existing.run_id if existing is not None else None)
+            # A new cluster starts with empty state, as the original; the data of the previous
+            # run (kept across Redis restarts within it) goes.
+            shutil.rmtree(self.paths.redis_dir, ignore_errors=True)
             record = self._start_core(
                 cache_size,
                 ["--thread_pool_size", str(qf_http_thread_pool_size),
@@ -158,39 +193,54 @@ class LocalContainerManager(ContainerManager):
             return chosen
 
         started: dict[str, ProcessHandle] = {}
+        launches: dict[str, Launch] = {}
         try:
             if self.external_redis:
                 redis_ip, redis_port = str(self.redis_ip), self.redis_port
+                password = self.redis_password
             else:
                 redis_ip, redis_port = self.host, pick(self.redis_port, "Redis server")
-                started[_REDIS] = self._start_redis(redis_port)
+                password = new_secret()
+                launches[_REDIS] = self._redis_launch(redis_port, password)
+                started[_REDIS] = self.respawn(_REDIS, launches[_REDIS])
+                self._wait_for_redis(started[_REDIS], redis_port, password)
             management_port = pick(self.management_port, "management frontend")
             query_port = pick(self.query_port, "query frontend")
             rpc_port = pick(self.rpc_port, "query frontend RPC service")
             redis_args = ["--redis_ip", redis_ip, "--redis_port", str(redis_port), "--host", self.host]
-            started[_MANAGEMENT] = self._spawn_python(
-                _MANAGEMENT,
+            redis_env = {} if password is None else {REDIS_PASSWORD_ENV: password}
+            token_env = {} if self.admin_token is None else {ADMIN_TOKEN_ENV: self.admin_token}
+            launches[_MANAGEMENT] = self._python_launch(
                 ["-m", "clipper_core.management_frontend", *redis_args, "--port", str(management_port)],
+                {**redis_env, **token_env},
             )
-            started[_QUERY] = self._spawn_python(
-                _QUERY,
+            launches[_QUERY] = self._python_launch(
                 ["-m", "clipper_core.query_frontend", *redis_args, "--port", str(query_port),
                  "--rpc_host", self.host, "--rpc_service_port", str(rpc_port),
                  "--prediction_cache_size", str(cache_size), *http_flags],
+                redis_env,
             )
+            for role in (_MANAGEMENT, _QUERY):
+                started[role] = self.respawn(role, launches[role])
             self._wait_until_answering(
                 {_MANAGEMENT: (started[_MANAGEMENT], f"http://{self.host}:{management_port}/healthz"),
                  _QUERY: (started[_QUERY], f"http://{self.host}:{query_port}/healthz")}
             )
+            if self.supervise:
+                launches[SUPERVISOR_ROLE] = self._supervisor_launch()
+                started[SUPERVISOR_ROLE] = self.respawn(SUPERVISOR_ROLE, launches[SUPERVISOR_ROLE])
         except BaseException:
             stop_processes(started.values(), graceful=False)
             raise
         return ClusterRecord(
             self.cluster_name, self.host, redis_ip, redis_port, query_port, management_port,
-            rpc_port, core=started,
+            rpc_port, core=started, redis_password=password, admin_token=self.admin_token,
+            launches=launches,
         )
 
-    def _start_redis(self, port: int) -> ProcessHandle:
+    def _redis_launch(self, port: int, password: str) -> Launch:
+        """redis-server with AOF in ``<cluster>/redis/``, bound to the cluster's host, and its
+        password in a config file (mode 0600) rather than on the command line."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise ClipperException(
@@ -198,14 +248,20 @@ class LocalContainerManager(ContainerManager):
                 "`make install`, or `sudo apt-get install redis-server` (Debian/Ubuntu), or "
                 "`brew install redis` (macOS); or pass redis_ip= for an existing Redis."
             )
-        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        handle = spawn(
-            [binary, "--port", str(port), "--bind", self.host, "--save", "", "--appendonly", "no",
-             "--dir", str(self.paths.run_dir)],
-            self.paths.log_dir / "redis.log",
+        self.paths.redis_dir.mkdir(parents=True, exist_ok=True)
+        config = self.paths.redis_dir / "redis.conf"
+        config.unlink(missing_ok=True)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as config_file:
+            config_file.write(f'requirepass "{password}"\n')
+        return Launch(
+            (binary, str(config), "--port", str(port), "--bind", self.host, *REDIS_PERSISTENCE_ARGS,
+             "--dir", str(self.paths.redis_dir)),
         )
+
+    def _wait_for_redis(self, handle: ProcessHandle, port: int, password: str | None) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
-        while _redis_pid(self.host, port) != handle.pid:
+        while _redis_pid(self.host, port, password) != handle.pid:
             self._check_still_running("Redis server", handle)
             if time.monotonic() > deadline:
                 raise ClipperException(
@@ -213,26 +269,36 @@ class LocalContainerManager(ContainerManager):
                     f"Last lines of {handle.log_path}:\n{log_tail(handle.log_path)}"
                 )
             time.sleep(_POLL_INTERVAL_S)
-        return handle
+
+    def _python_launch(
+        self, args: list[str], env: Mapping[str, str] | None = None, python: str | None = None
+    ) -> Launch:
+        return Launch((python or sys.executable, *args), dict(env or {}))
+
+    def _supervisor_launch(self) -> Launch:
+        home = self.paths.cluster_dir.parent.parent
+        return self._python_launch(
+            ["-m", "clipper_admin.local.supervisor", "--cluster-name", self.cluster_name,
+             "--clipper-home", str(home), "--log-dir", str(self.paths.log_dir),
+             "--backoff-s", str(self.restart_backoff_s), "--max-restarts", str(self.max_restarts)]
+        )
+
+    def respawn(self, log_name: str, launch: Launch) -> ProcessHandle:
+        """Start ``launch`` (again), logging to ``<log_dir>/<log_name>.log`` (appended)."""
+        return spawn(
+            launch.argv,
+            self.paths.inside(self.paths.log_dir, f"{log_name}.log"),
+            env=self._child_env(launch.env),
+            cwd=self.paths.cluster_dir,
+        )
 
     def _child_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
         if (_SOURCE_ROOT / "clipper_core").is_dir() and (_SOURCE_ROOT / "containers").is_dir():
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_SOURCE_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         env.update(extra or {})
         return env
-
-    def _spawn_python(
-        self, log_name: str, args: list[str], python: str | None = None,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> ProcessHandle:
-        return spawn(
-            [python or sys.executable, *args],
-            self.paths.log_dir / f"{log_name}.log",
-            env=self._child_env(extra_env),
-            cwd=self.paths.cluster_dir,
-        )
 
     def _check_still_running(self, what: str, handle: ProcessHandle) -> None:
         if not handle.is_alive():
@@ -287,6 +353,8 @@ class LocalContainerManager(ContainerManager):
         self._adopt(record)
 
     def _adopt(self, record: ClusterRecord) -> None:
+        self.admin_token = record.admin_token
+        self.redis_password = record.redis_password
         self.host = record.host
         self.redis_ip, self.redis_port = record.redis_ip, record.redis_port
         self.query_port, self.management_port = record.query_port, record.management_port
@@ -351,17 +419,40 @@ class LocalContainerManager(ContainerManager):
     ) -> None:
         self.set_num_replicas(name, version, input_type, image, num_replicas)
 
-    def _live_replicas(self, record: ClusterRecord) -> list[ReplicaRecord]:
-        """Replicas still running; forgets the ones that exited (they are reported in logs)."""
-        record.replicas = [r for r in record.replicas if r.process.is_alive()]
-        return record.replicas
-
     def get_num_replicas(self, name: str, version: str) -> int:
+        """Replica processes of ``name:version`` running now (not those exited or crash-looping)."""
         validate_versioned_model_name(name, str(version))
         record = self._load_record()
         return sum(
-            1 for r in self._live_replicas(record) if (r.name, r.version) == (name, str(version))
-        )
+            1 for r in record.replicas
+            if (r.name, r.version) == (name, str(version)) and r.process.is_alive()
+        )  # fmt: skip
+
+    def _is_supervised(self, record: ClusterRecord) -> bool:
+        supervisor = record.core.get(SUPERVISOR_ROLE)
+        return supervisor is not None and supervisor.is_alive()
+
+    def _current_replicas(self, record: ClusterRecord, name: str, version: str) -> list[ReplicaRecord]:
+        """The replicas of ``name:version`` that count, running ones first, then exited ones the
+        supervisor will start again. Exited ones nobody restarts (no supervisor, or a crash
+        loop) are forgotten here: asking for replicas again starts afresh."""
+        supervised = self._is_supervised(record)
+        current, forgotten = [], []
+        for replica in record.replicas:
+            if (replica.name, replica.version) != (name, version):
+                continue
+            alive = replica.process.is_alive()
+            if alive or (supervised and replica.state != ReplicaState.CRASH_LOOP):
+                current.append(replica)
+            else:
+                forgotten.append(replica)
+        if forgotten:
+            self.logger.info(
+                "Forgetting exited replicas %s of %s:%s (%s)", [r.replica_name for r in forgotten],
+                name, version, "; ".join(f"{r.state}, {r.last_exit or 'exited'}" for r in forgotten),
+            )
+            record.replicas = [r for r in record.replicas if r not in forgotten]
+        return sorted(current, key=lambda r: not r.process.is_alive())
 
     def set_num_replicas(
         self, name: str, version: str, input_type: str, image: str, num_replicas: int
@@ -372,7 +463,7 @@ class LocalContainerManager(ContainerManager):
             return  # containerless models are served by something outside the cluster
         with self.paths.locked():
             record = self._load_record()
-            current = [r for r in self._live_replicas(record) if (r.name, r.version) == (name, version)]
+            current = self._current_replicas(record, name, version)
             if len(current) < num_replicas:
                 self.logger.info(
                     "Found %s replicas for %s:%s. Adding %s", len(current), name, version,
@@ -407,10 +498,7 @@ class LocalContainerManager(ContainerManager):
             model_path = str(empty)
         replica_name = f"{name}_{version}-{record.next_replica_index}"
         record.next_replica_index += 1
-        ready_file = self.paths.inside(self.paths.run_dir, f"{replica_name}.ready")
-        self.paths.inside(self.paths.log_dir, f"{replica_name}.log")
-        ready_file.parent.mkdir(parents=True, exist_ok=True)
-        ready_file.unlink(missing_ok=True)
+        ready_file = self.ready_file(replica_name)
         env = {
             "CLIPPER_MODEL_NAME": name,
             "CLIPPER_MODEL_VERSION": version,
@@ -420,11 +508,28 @@ class LocalContainerManager(ContainerManager):
             "CLIPPER_MODEL_PATH": model_path,
             "CLIPPER_READY_FILE": str(ready_file),
         }
-        handle = self._spawn_python(
-            replica_name, ["-m", module], python=built.python if built else None, extra_env=env
-        )
+        launch = self._python_launch(["-m", module], env, python=built.python if built else None)
+        handle = self.respawn(replica_name, launch)
         self.logger.debug("Started replica %s (pid %s) running %s", replica_name, handle.pid, module)
-        return ReplicaRecord(name, version, replica_name, image, input_type, handle)
+        return ReplicaRecord(name, version, replica_name, image, input_type, handle, launch)
+
+    def ready_file(self, replica_name: str) -> Path:
+        """The replica's readiness file, removed: the runtime creates it once the model loaded."""
+        ready_file = self.paths.inside(self.paths.run_dir, f"{replica_name}.ready")
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.unlink(missing_ok=True)
+        return ready_file
+
+    def replica_supervision(self) -> list[dict[str, Any]]:
+        """What the supervisor knows of every model replica process: ``model_name``,
+        ``model_version``, ``replica_name``, ``pid``, ``state`` (``running``, ``restarting`` or
+        ``crash-loop``), ``restarts`` and ``last_exit`` (how it last exited, or None)."""
+        record = self._load_record()
+        return [
+            {"model_name": r.name, "model_version": r.version, "replica_name": r.replica_name,
+             "pid": r.process.pid, "state": r.state, "restarts": r.restarts, "last_exit": r.last_exit}
+            for r in record.replicas
+        ]  # fmt: skip
 
     def _wait_until_ready(self, record: ClusterRecord, replicas: list[ReplicaRecord]) -> None:
         """Wait for each new replica's readiness file; on failure stop them and raise."""
@@ -476,11 +581,14 @@ class LocalContainerManager(ContainerManager):
             if record is None:
                 self.logger.info("No running cluster %s to stop", self.cluster_name)
                 return
+            # The supervisor first, so that it starts nothing again; then replicas.
+            supervisor = [h for role, h in record.core.items() if role == SUPERVISOR_ROLE]
+            stop_processes(supervisor, timeout_s=self.stop_timeout_s)
             stop_processes(
                 [r.process for r in record.replicas], graceful=graceful, timeout_s=self.stop_timeout_s
             )
             # Frontends before Redis, so they do not log a burst of reconnect errors.
-            frontends = [h for role, h in record.core.items() if role != _REDIS]
+            frontends = [h for role, h in record.core.items() if role not in (_REDIS, SUPERVISOR_ROLE)]
             stop_processes(frontends, graceful=graceful, timeout_s=self.stop_timeout_s)
             stop_processes(
                 [h for role, h in record.core.items() if role == _REDIS],
@@ -488,6 +596,7 @@ class LocalContainerManager(ContainerManager):
             )
             self.paths.record_file.unlink(missing_ok=True)
             shutil.rmtree(self.paths.run_dir, ignore_errors=True)
+            shutil.rmtree(self.paths.redis_dir, ignore_errors=True)
 
     # -- logs ---------------------------------------------------------------------------------
 
@@ -535,9 +644,9 @@ def _health_pid(url: str) -> int | None:
         return None
 
 
-def _redis_pid(host: str, port: int) -> int | None:
+def _redis_pid(host: str, port: int, password: str | None = None) -> int | None:
     """The process id of the Redis answering at host:port (None: nothing, or not Redis)."""
-    client = redis.Redis(host, port, socket_timeout=1.0, socket_connect_timeout=0.2)
+    client = redis.Redis(host, port, password=password, socket_timeout=1.0, socket_connect_timeout=0.2)
     try:
         return int(client.info("server")["process_id"])
     except (redis.RedisError, KeyError, ValueError, TypeError):

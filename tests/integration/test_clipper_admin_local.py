@@ -447,7 +447,7 @@ def test_stop_all_leaves_no_process_behind(cluster: Cluster) -> None:
     conn.deploy_model(model, 1, "doubles", NOOP_IMAGE, num_replicas=2)
     record = ClusterRecord.load(cluster.manager.paths)
     assert record is not None
-    assert sorted(record.core) == ["management_frontend", "query_frontend", "redis"]
+    assert sorted(record.core) == ["management_frontend", "query_frontend", "redis", "supervisor"]
     assert [r.name for r in record.replicas if r.name == model] == [model, model]
     roots = [h.process() for h in [*record.core.values(), *(r.process for r in record.replicas)]]
     assert all(roots)
