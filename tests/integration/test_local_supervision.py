@@ -190,9 +190,12 @@ def test_a_redis_restart_loses_no_record(conn: ClipperConnection, sig: signal.Si
     after = wait_for(lambda: _try(lambda: _every_record(conn)), 20, "the management API over the new Redis")
     assert after == before
     assert new.pid == int(redis_client(conn).info("server")["process_id"])
-    # The cluster keeps working on the restarted Redis: new records are accepted and kept.
+    # The cluster keeps working on the restarted Redis: new records are accepted, and the query
+    # frontend (which resubscribed) serves the new app at once, with its default output.
     conn.register_application("after-app", "doubles", "-1", 100000)
     assert "after-app" in conn.get_all_apps()
+    reply = requests.post(f"http://{conn.get_query_addr()}/after-app/predict", json={"input": [1.0]}, timeout=10)
+    assert reply.status_code == 200 and reply.json()["output"] == -1
 
 
 def _try(read: Callable[[], Any]) -> Any:
