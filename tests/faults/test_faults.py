@@ -239,10 +239,9 @@ def restart_core_if_needed(cluster: Cluster, injected: dict[str, Any]) -> str:
     if injected["role"] == "redis":
         # redis-server rewrites its process title, so its command line cannot be read back:
         # start it the way the manager does.
-        handle = cluster.manager._start_redis(cluster.record().redis_port)
         with cluster.manager.paths.locked():
             record = cluster.record()
-            record.core["redis"] = handle
+            record.core["redis"] = cluster.manager.respawn("redis", record.launches["redis"])
             record.save(cluster.manager.paths)
         return "test"
     adopt(cluster, injected["pid"], restart_like(injected["snapshot"]), injected["snapshot"]["log"])
