@@ -11,8 +11,12 @@ from typing import ClassVar
 __all__ = [
     "BadRequest",
     "ClipperError",
+    "ContainerGone",
+    "ModelFailed",
+    "NoConnectedModels",
     "NotFound",
-    "PayloadTooLarge",
+    "QueryExpired",
+    "Rejected",
     "RpcProtocolError",
     "StateError",
 ]
@@ -44,13 +48,6 @@ class NotFound(ClipperError):
     default_error = "Not found"
 
 
-class PayloadTooLarge(ClipperError):
-    """Request body over the configured limit (HTTP 413)."""
-
-    http_status = 413
-    default_error = "Request too large"
-
-
 class StateError(ClipperError):
     """Redis is unreachable or holds a record we cannot read."""
 
@@ -63,3 +60,51 @@ class RpcProtocolError(ClipperError):
 
     http_status = 500
     default_error = "RPC protocol error"
+
+
+# ---------------------------------------------------------------------------- the query path
+# Outcomes of one query below the processor, which turns each into a reply with the default
+# output; none reaches the HTTP layer as an error.
+
+
+class ModelFailed(ClipperError):
+    """A container reported an error, or crashed or was removed while holding the batch."""
+
+    default_error = "Model failed"
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+
+class ContainerGone(ModelFailed):
+    """The batch was addressed to a connection that is no longer registered."""
+
+
+class NoConnectedModels(ClipperError):
+    """The model has no queue or no connected replica, and the input is not cached."""
+
+    default_error = "No connected models"
+
+    def __init__(self, cause: str = "no connected replica of the model") -> None:
+        super().__init__(cause)
+
+
+class QueryExpired(ClipperError, TimeoutError):
+    """The query's deadline passed while it waited in the model queue."""
+
+    default_error = "Query expired"
+
+
+# ---------------------------------------------------------------------------- management
+
+
+class Rejected(ClipperError):
+    """A management request is refused with HTTP 400 and ``message`` as plain-text body."""
+
+    http_status = 400
+    default_error = "Request rejected"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

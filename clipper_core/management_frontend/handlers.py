@@ -14,6 +14,7 @@ from typing import Final, TypeVar
 
 from aiohttp import web
 
+from clipper_core.errors import Rejected
 from clipper_core.http import JSON_CONTENT_TYPE
 from clipper_core.management_frontend import validation as v
 from clipper_core.management_frontend.operations import ManagementService
@@ -101,7 +102,7 @@ def _post_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Respo
         body = await request.read()
         try:
             return await action(request.app[SERVICE_KEY], body)
-        except v.Rejected as exc:
+        except Rejected as exc:
             logger.info("%s refused: %r", request.path, exc.message)
             return _text(exc.message, status=400)
 

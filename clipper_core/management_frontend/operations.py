@@ -2,7 +2,7 @@
 
 Requests arrive validated (``validation``); this layer runs the checks that need Redis, in the
 original's order, then writes through :class:`~clipper_core.state.StateStore`. A refusal raises
-:class:`~clipper_core.management_frontend.validation.Rejected` (HTTP 400, plain text). A Redis
+:class:`~clipper_core.errors.Rejected` (HTTP 400, plain text). A Redis
 failure while writing becomes the original's "Error ... Redis" text; one while reading propagates
 as :class:`~clipper_core.errors.StateError` (HTTP 500 JSON from the shared middleware).
 
@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from clipper_core.errors import StateError
+from clipper_core.errors import Rejected, StateError
 from clipper_core.management_frontend.render import (
     JsonValue,
     app_json,
@@ -29,7 +29,6 @@ from clipper_core.management_frontend.validation import (
     ContainerRef,
     ModelLinks,
     ModelRef,
-    Rejected,
     SelectionStateRequest,
     SetBatchSize,
 )

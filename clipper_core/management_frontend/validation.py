@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from clipper_core.errors import Rejected
 from clipper_core.jsontext import (
     JsonError,
     parse_json,
@@ -44,7 +45,6 @@ __all__ = [
     "ContainerRef",
     "ModelLinks",
     "ModelRef",
-    "Rejected",
     "Schema",
     "SelectionStateRequest",
     "SetBatchSize",
@@ -66,14 +66,6 @@ __all__ = [
     "parse_set_model_version",
     "parse_verbose",
 ]
-
-
-class Rejected(Exception):
-    """The request is refused with HTTP 400 and ``message`` as plain-text body."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class Schema:

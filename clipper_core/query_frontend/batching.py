@@ -41,8 +41,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from clipper_core.errors import ContainerGone, ModelFailed, QueryExpired
 from clipper_core.query_frontend.cache import CacheKey
-from clipper_core.query_frontend.rpc_service import ContainerGone, ModelFailed
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId
 
@@ -58,7 +58,6 @@ __all__ = [
     "BatchSender",
     "ModelQueue",
     "PendingQuery",
-    "QueryExpired",
     "QueueClosed",
     "Replica",
     "latency_target_s",
@@ -78,10 +77,6 @@ LATENCY_EWMA_ALPHA: Final = 0.3
 # so the container must register again before it gets work. As generous as the silence
 # allowed before a container is removed (rpc_service.CONTAINER_INACTIVITY_TIMEOUT_S).
 BATCH_RESPONSE_GRACE_S: Final = 30.0
-
-
-class QueryExpired(TimeoutError):
-    """The query's deadline passed while it waited in the model queue."""
 
 
 class QueueClosed(Exception):

@@ -19,35 +19,26 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Final
 
-from clipper_core.errors import StateError
+from clipper_core.errors import ModelFailed, NoConnectedModels, StateError
 from clipper_core.query_frontend.batching import (
     ADAPTIVE_BATCH_SIZE,
     BATCH_RESPONSE_GRACE_S,
     ModelQueue,
     PendingQuery,
-    QueryExpired,
     Replica,
 )
 from clipper_core.query_frontend.cache import DEFAULT_CACHE_SIZE_BYTES, CacheKey, PredictionCache
 from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
-from clipper_core.query_frontend.rpc_service import (
-    CONTAINER_INACTIVITY_TIMEOUT_S,
-    ModelFailed,
-    RpcService,
-)
+from clipper_core.query_frontend.rpc_service import CONTAINER_INACTIVITY_TIMEOUT_S, RpcService
 from clipper_core.state import ContainerInfo, ModelId, StateStore
 
-__all__ = ["ModelFailed", "ModelGateway", "NoConnectedModels", "QueryExpired"]
+__all__ = ["ModelGateway"]
 
 logger = logging.getLogger(__name__)
 
 # How often queues are swept for expired queries; replicas also purge them on every pull,
 # the sweep bounds the queue when every replica is busy with a long batch.
 EXPIRY_SWEEP_PERIOD_S: Final = 0.01
-
-
-class NoConnectedModels(Exception):
-    """The model has no queue or no connected replica, and the input is not cached."""
 
 
 class _ModelLane:

@@ -13,9 +13,8 @@ import logging
 from time import perf_counter
 from typing import Final, NamedTuple, Protocol
 
-from clipper_core.errors import BadRequest
+from clipper_core.errors import BadRequest, ModelFailed, NoConnectedModels
 from clipper_core.query_frontend.deadlines import DeadlineWaiter
-from clipper_core.query_frontend.gateway import ModelFailed, NoConnectedModels
 from clipper_core.query_frontend.outputs import EmbeddedOutput, embed_output
 from clipper_core.query_frontend.registry import AppEntry
 from clipper_core.state import DEFAULT_SELECTION_POLICY, ModelId

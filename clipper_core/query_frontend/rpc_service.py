@@ -26,7 +26,7 @@ from typing import Final, Protocol, cast
 
 import zmq
 
-from clipper_core.errors import RpcProtocolError, StateError
+from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
 from clipper_core.rpc import (
     ContainerError,
     ContainerHeartbeat,
@@ -43,8 +43,6 @@ from clipper_core.state import ContainerInfo, ModelId, StateStore
 
 __all__ = [
     "CONTAINER_INACTIVITY_TIMEOUT_S",
-    "ContainerGone",
-    "ModelFailed",
     "ReplicaListener",
     "RpcService",
 ]
@@ -64,18 +62,6 @@ _U32_MASK: Final = 0xFFFFFFFF
 
 _KEEP_ALIVE: Final = encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
 _REQUEST_METADATA: Final = encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA)
-
-
-class ModelFailed(Exception):
-    """A container reported an error, or crashed or was removed while holding the batch."""
-
-    def __init__(self, explanation: str) -> None:
-        super().__init__(explanation)
-        self.explanation = explanation
-
-
-class ContainerGone(ModelFailed):
-    """The batch was addressed to a connection that is no longer registered."""
 
 
 class ReplicaListener(Protocol):

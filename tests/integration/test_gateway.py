@@ -11,7 +11,8 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from clipper_core.query_frontend.gateway import ModelFailed, ModelGateway, NoConnectedModels
+from clipper_core.errors import ModelFailed, NoConnectedModels
+from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.rpc import HeartbeatType, InputType
 from clipper_core.state import ModelId, ModelInfo, RedisSettings, StateStore

@@ -11,7 +11,8 @@ import redis
 import zmq
 import zmq.asyncio
 
-from clipper_core.query_frontend.rpc_service import ModelFailed, RpcService
+from clipper_core.errors import ModelFailed
+from clipper_core.query_frontend.rpc_service import RpcService
 from clipper_core.rpc import (
     HeartbeatReply,
     HeartbeatType,

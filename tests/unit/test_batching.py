@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clipper_core.errors import ContainerGone, ModelFailed, QueryExpired
 from clipper_core.query_frontend.batching import (
     AIMD_BACKOFF,
     AIMD_MAX_BATCH_SIZE,
@@ -17,12 +18,10 @@ from clipper_core.query_frontend.batching import (
     AimdPolicy,
     ModelQueue,
     PendingQuery,
-    QueryExpired,
     QueueClosed,
     Replica,
     latency_target_s,
 )
-from clipper_core.query_frontend.rpc_service import ContainerGone, ModelFailed
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId
 

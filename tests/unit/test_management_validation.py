@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from clipper_core.errors import Rejected
 from clipper_core.management_frontend import validation as v
 from clipper_core.state import InputType
 
@@ -61,7 +62,7 @@ def test_schema_constants_match_the_appendix() -> None:
 
 def _rejected(parser: Parser, body: bytes | str | dict[str, object]) -> str:
     raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
-    with pytest.raises(v.Rejected) as info:
+    with pytest.raises(Rejected) as info:
         parser(raw)
     return info.value.message
 

@@ -12,8 +12,7 @@ import logging
 import orjson
 import pytest
 
-from clipper_core.errors import BadRequest
-from clipper_core.query_frontend.gateway import ModelFailed, NoConnectedModels
+from clipper_core.errors import BadRequest, ModelFailed, NoConnectedModels
 from clipper_core.query_frontend.processor import (
     NO_CONNECTED_MODELS,
     QUERY_PROCESSING_ERROR,
