@@ -21,6 +21,9 @@ from typing import Final, TypeVar
 __all__ = [
     "ADMIN_TOKEN_ENV",
     "DEFAULT_HOST",
+    "DEFAULT_BATCH_RESPONSE_GRACE_S",
+    "DEFAULT_BATCH_WAIT_S",
+    "DEFAULT_INACTIVITY_TIMEOUT_S",
     "DEFAULT_MANAGEMENT_PORT",
     "DEFAULT_REDIS_PORT",
     "ENV_PREFIX",
@@ -49,6 +52,15 @@ DEFAULT_RPC_SERVICE_PORT: Final = 7000
 DEFAULT_PREDICTION_CACHE_SIZE_BYTES: Final = 33_554_432
 # Prediction bodies carry base64 images; 32 MiB leaves room and still bounds memory per request.
 DEFAULT_MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
+# Delayed batching: how long a free replica waits for its batch to fill (0 = take what is queued).
+DEFAULT_BATCH_WAIT_S: Final = 0.0
+# A batch still unanswered this long after the last deadline in it means a wedged container
+# (alive, heartbeating, but never answering): the batch fails and the replica is dropped, so
+# the container must register again before it gets work. As generous as the silence allowed
+# before a container is removed.
+DEFAULT_BATCH_RESPONSE_GRACE_S: Final = 30.0
+# A model container silent this long is removed (its in-flight batch fails at once).
+DEFAULT_INACTIVITY_TIMEOUT_S: Final = 30.0
 
 T = TypeVar("T")
 
@@ -107,6 +119,30 @@ def parse_positive_int(text: str) -> int:
     value = _parse_int(text)
     if value <= 0:
         raise SettingsError(f"{value} must be positive")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise SettingsError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{text!r} is not a finite number")
+    return value
+
+
+def parse_non_negative_seconds(text: str) -> float:
+    value = _parse_float(text)
+    if value < 0:
+        raise SettingsError(f"{value} is negative; it must be 0 or more seconds")
+    return value
+
+
+def parse_positive_seconds(text: str) -> float:
+    value = _parse_float(text)
+    if value <= 0:
+        raise SettingsError(f"{value} must be a positive number of seconds")
     return value
 
 
@@ -181,6 +217,12 @@ class FlagReader:
         value = self.value(flag)
         if not isinstance(value, int):
             raise TypeError(f"flag {flag} is not an int flag")
+        return value
+
+    def float_value(self, flag: str) -> float:
+        value = self.value(flag)
+        if not isinstance(value, float):
+            raise TypeError(f"flag {flag} is not a float flag")
         return value
 
     def str_value(self, flag: str) -> str:
@@ -318,6 +360,9 @@ class QuerySettings:
     rpc_service_port: int = DEFAULT_RPC_SERVICE_PORT
     prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    batch_wait_s: float = DEFAULT_BATCH_WAIT_S
+    batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
+    inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
     thread_pool_size: int = 1
     timeout_request: int = 5
     timeout_content: int = 300
@@ -348,6 +393,25 @@ class QuerySettings:
             DEFAULT_MAX_REQUEST_BYTES,
             "largest request body (413 above)",
         )
+        flags.add(
+            "batch_wait_s",
+            parse_non_negative_seconds,
+            DEFAULT_BATCH_WAIT_S,
+            "seconds a free replica waits for its batch to fill (0 = off)",
+        )
+        flags.add(
+            "batch_response_grace_s",
+            parse_positive_seconds,
+            DEFAULT_BATCH_RESPONSE_GRACE_S,
+            "seconds past a batch's last deadline before an unanswered batch fails"
+            " and its replica is dropped",
+        )
+        flags.add(
+            "inactivity_timeout_s",
+            parse_positive_seconds,
+            DEFAULT_INACTIVITY_TIMEOUT_S,
+            "seconds of silence after which a model container is removed",
+        )
         flags.add("thread_pool_size", parse_positive_int, 1, "accepted for compatibility; unused")
         flags.add("timeout_request", parse_non_negative_int, 5, "accepted for compatibility; unused")
         flags.add("timeout_content", parse_non_negative_int, 300, "accepted for compatibility; unused")
@@ -361,6 +425,9 @@ class QuerySettings:
             rpc_service_port=flags.int_value("rpc_service_port"),
             prediction_cache_size=flags.int_value("prediction_cache_size"),
             max_request_bytes=flags.int_value("max_request_bytes"),
+            batch_wait_s=flags.float_value("batch_wait_s"),
+            batch_response_grace_s=flags.float_value("batch_response_grace_s"),
+            inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),
             thread_pool_size=flags.int_value("thread_pool_size"),
             timeout_request=flags.int_value("timeout_request"),
             timeout_content=flags.int_value("timeout_content"),

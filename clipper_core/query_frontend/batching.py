@@ -44,6 +44,7 @@ from typing import Final, Protocol
 from clipper_core.errors import ContainerGone, ModelFailed, QueryExpired
 from clipper_core.query_frontend.cache import CacheKey
 from clipper_core.rpc import InputType
+from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
 from clipper_core.state import ModelId
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "AIMD_MAX_BATCH_SIZE",
     "AIMD_STEP",
     "AIMD_TARGET_FRACTION",
-    "BATCH_RESPONSE_GRACE_S",
     "AimdPolicy",
     "BatchObserver",
     "BatchSender",
@@ -72,11 +72,6 @@ AIMD_STEP: Final = 1.0
 AIMD_MAX_BATCH_SIZE: Final = 4096
 AIMD_TARGET_FRACTION: Final = 0.5
 LATENCY_EWMA_ALPHA: Final = 0.3
-# A batch still unanswered this long after the last deadline in it means a wedged container
-# (alive, heartbeating, but never answering): the batch fails and the replica is dropped,
-# so the container must register again before it gets work. As generous as the silence
-# allowed before a container is removed (rpc_service.CONTAINER_INACTIVITY_TIMEOUT_S).
-BATCH_RESPONSE_GRACE_S: Final = 30.0
 
 
 class QueueClosed(Exception):
@@ -371,7 +366,7 @@ class Replica:
         input_type: InputType,
         sender: BatchSender,
         policy: AimdPolicy | None = None,
-        response_grace_s: float = BATCH_RESPONSE_GRACE_S,
+        response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S,
     ) -> None:
         self.queue = queue
         self.response_grace_s = response_grace_s

@@ -1,10 +1,12 @@
 """Model gateway: the query processor's single entry to models (cache -> queue -> RPC).
 
-``predict`` looks the input up in the prediction cache, joins an identical query already in
-flight, or enqueues a new query on the model's earliest-deadline-first queue, whose
-replicas batch it to their containers over the RPC service. The caller awaits a shielded
-future: when it gives up at its SLO (``asyncio.timeout``) the shared work carries on, and a
-late output still fills the cache for the next identical query.
+``cached_output`` answers from the prediction cache; on a miss ``submit`` joins an identical
+query already in flight or enqueues a new query on the model's earliest-deadline-first
+queue, whose replicas batch it to their containers over the RPC service. The caller waits
+on the shared future without cancelling it (the processor's ``DeadlineWaiter``): when it
+gives up at its SLO the shared work carries on, and a late output still fills the cache for
+the next identical query. The composition root (``server.start_gateway``) builds the RPC
+service, wires it to the gateway and starts both.
 
 Outcomes seen by the caller: output bytes; :class:`NoConnectedModels` (no queue or no
 replica, and no cache hit); :class:`ModelFailed` (container error, crash, removal, model
@@ -22,14 +24,14 @@ from typing import Any, Final
 from clipper_core.errors import ModelFailed, NoConnectedModels, StateError
 from clipper_core.query_frontend.batching import (
     ADAPTIVE_BATCH_SIZE,
-    BATCH_RESPONSE_GRACE_S,
     ModelQueue,
     PendingQuery,
     Replica,
 )
-from clipper_core.query_frontend.cache import DEFAULT_CACHE_SIZE_BYTES, CacheKey, PredictionCache
+from clipper_core.query_frontend.cache import CacheKey, PredictionCache
 from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
-from clipper_core.query_frontend.rpc_service import CONTAINER_INACTIVITY_TIMEOUT_S, RpcService
+from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
 from clipper_core.state import ContainerInfo, ModelId, StateStore
 
 __all__ = ["ModelGateway"]
@@ -62,8 +64,19 @@ class ModelGateway:
         metrics: FrontendMetrics,
         *,
         batch_wait_s: float = 0.0,
-        batch_response_grace_s: float = BATCH_RESPONSE_GRACE_S,
+        batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S,
     ) -> None:
+        """Args:
+            store: Redis state (DB 2 batch sizes).
+            rpc: the RPC service the replicas send batches over; the gateway closes it in
+                :meth:`aclose`. The composition root wires it to the gateway
+                (``rpc.listener``) and starts it.
+            cache_size_bytes: prediction cache bound.
+            metrics: where to record model-side metrics.
+            batch_wait_s: delayed batching wait (0 = off).
+            batch_response_grace_s: how long after a batch's last deadline an unanswered batch
+                fails and its (wedged) replica is dropped until the container registers again.
+        """
         self._store = store
         self.batch_response_grace_s = batch_response_grace_s
         self.rpc = rpc
@@ -74,49 +87,11 @@ class ModelGateway:
         self._batch_sizes: dict[ModelId, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        rpc.listener = self
-        metrics.rpc_messages = lambda: rpc.message_counts
-        rpc.on_send_delay = metrics.record_rpc_queueing
 
-    @classmethod
-    async def start(
-        cls,
-        store: StateStore,
-        rpc_host: str,
-        rpc_port: int,
-        cache_size_bytes: int = DEFAULT_CACHE_SIZE_BYTES,
-        metrics: FrontendMetrics | None = None,
-        *,
-        inactivity_timeout_s: float = CONTAINER_INACTIVITY_TIMEOUT_S,
-        batch_wait_s: float = 0.0,
-        batch_response_grace_s: float = BATCH_RESPONSE_GRACE_S,
-    ) -> ModelGateway:
-        """Bind the RPC service and start serving containers.
-
-        Args:
-            store: Redis state (DB 3 container records, DB 2 batch sizes).
-            rpc_host: interface to bind (``"*"``/``"0.0.0.0"`` for all).
-            rpc_port: the containers' port (7000 by default in the original); 0 picks one.
-            cache_size_bytes: prediction cache bound.
-            metrics: where to record model-side metrics.
-            inactivity_timeout_s: silence after which a container is removed.
-            batch_wait_s: delayed batching wait (0 = off).
-            batch_response_grace_s: how long after a batch's last deadline an unanswered batch
-                fails and its (wedged) replica is dropped until the container registers again.
-        """
-        rpc = RpcService(store, rpc_host, rpc_port, inactivity_timeout_s=inactivity_timeout_s)
-        gateway = cls(
-            store,
-            rpc,
-            cache_size_bytes,
-            metrics or FrontendMetrics(),
-            batch_wait_s=batch_wait_s,
-            batch_response_grace_s=batch_response_grace_s,
-        )
-        gateway._loop = asyncio.get_running_loop()
-        await rpc.start()
-        gateway._spawn(gateway._sweep_forever())
-        return gateway
+    def start(self) -> None:
+        """Start the expiry sweeper; call on the serving loop before replicas can arrive."""
+        self._loop = asyncio.get_running_loop()
+        self._spawn(self._sweep_forever())
 
     async def aclose(self) -> None:
         """Fail queued queries, stop the replicas and the RPC service."""
@@ -153,26 +128,13 @@ class ModelGateway:
             self.metrics.record_cache_lookup(lane.stats if lane is not None else None, "hit")
         return output
 
-    async def predict(self, model: ModelId, payload: bytes, deadline: float) -> bytes:
-        """Predict one input (wire bytes) with ``model``; ``deadline`` is in ``loop.time()`` seconds.
-
-        Raises:
-            NoConnectedModels: no replica of the model and no cached output.
-            ModelFailed: the container failed the batch, crashed or was removed.
-            TimeoutError: the deadline passed while the query was queued.
-        """
-        output = self.cached_output(model, payload)
-        if output is not None:
-            return output
-        return await asyncio.shield(self.submit(model, payload, deadline))
-
     def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]:
         """The shared future of this (uncached) query: an identical one in flight, or a new one.
 
         Ask :meth:`cached_output` first: this does not look at completed outputs. The future
         is shared with coalesced callers: wait on it without cancelling it (``asyncio.shield``
         or :class:`~clipper_core.query_frontend.deadlines.DeadlineWaiter`). Its outcomes are
-        those of :meth:`predict`.
+        listed in the module docstring.
 
         Raises:
             NoConnectedModels: no replica of the model and no identical query in flight.
@@ -226,18 +188,9 @@ class ModelGateway:
         if lane is not None:
             lane.queue.batch_size = batch_size
 
-    def batch_size(self, model: ModelId) -> int | None:
-        """The batch size in force for a model with a queue, else None."""
-        lane = self._lanes.get(model)
-        return lane.queue.batch_size if lane is not None else None
-
     def replica_count(self, model: ModelId) -> int:
         lane = self._lanes.get(model)
         return len(lane.queue.replicas) if lane is not None else 0
-
-    def queue_of(self, model: ModelId) -> ModelQueue | None:
-        lane = self._lanes.get(model)
-        return lane.queue if lane is not None else None
 
     def remove_model(self, model: ModelId) -> None:
         """The version was deleted: fail its queued and in-flight queries, drop its replicas,

@@ -107,10 +107,6 @@ class Registry:
     def app_names(self) -> list[str]:
         return sorted(self._apps)
 
-    def batch_size(self, model: ModelId) -> int | None:
-        info = self._models.get(model)
-        return None if info is None else info.batch_size
-
     # ------------------------------------------------------------------ loading
 
     async def reload(self) -> None:

@@ -39,17 +39,16 @@ from clipper_core.rpc import (
     encode_predict_request,
 )
 from clipper_core.rpc.codec import Buffer
+from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S
 from clipper_core.state import ContainerInfo, ModelId, StateStore
 
 __all__ = [
-    "CONTAINER_INACTIVITY_TIMEOUT_S",
     "ReplicaListener",
     "RpcService",
 ]
 
 logger = logging.getLogger(__name__)
 
-CONTAINER_INACTIVITY_TIMEOUT_S: Final = 30.0
 ACTIVITY_CHECK_PERIOD_S: Final = 10.0
 # A container busy with a batch sends nothing; while a batch is out this long without any
 # message from its container, the frontend sends it a KeepAlive. The send itself is the
@@ -102,7 +101,7 @@ class RpcService:
         port: int,
         *,
         listener: ReplicaListener | None = None,
-        inactivity_timeout_s: float = CONTAINER_INACTIVITY_TIMEOUT_S,
+        inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S,
         check_period_s: float | None = None,
     ) -> None:
         self._store = store

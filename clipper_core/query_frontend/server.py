@@ -24,10 +24,11 @@ from clipper_core.query_frontend.handlers import QueryHandlers, QueryRoutes
 from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
+from clipper_core.query_frontend.rpc_service import RpcService
 from clipper_core.settings import QuerySettings
 from clipper_core.state import Barrier, Db, KeyspaceWatch, RedisSettings, Resync, StateChange, StateStore
 
-__all__ = ["QueryFrontend", "serve"]
+__all__ = ["QueryFrontend", "serve", "start_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,39 @@ async def _after(
 def _log_task_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("Keyspace watcher stopped", exc_info=task.exception())
+
+
+async def start_gateway(store: StateStore, settings: QuerySettings, metrics: FrontendMetrics) -> ModelGateway:
+    """The model side: the RPC service and the gateway over it, wired together and started.
+
+    Closing the gateway closes the RPC service. Uses ``rpc_host``, ``rpc_service_port``,
+    ``prediction_cache_size``, ``batch_wait_s``, ``batch_response_grace_s`` and
+    ``inactivity_timeout_s`` of ``settings``.
+    """
+    rpc = RpcService(
+        store,
+        settings.rpc_host,
+        settings.rpc_service_port,
+        inactivity_timeout_s=settings.inactivity_timeout_s,
+    )
+    gateway = ModelGateway(
+        store,
+        rpc,
+        settings.prediction_cache_size,
+        metrics,
+        batch_wait_s=settings.batch_wait_s,
+        batch_response_grace_s=settings.batch_response_grace_s,
+    )
+    rpc.listener = gateway
+    rpc.on_send_delay = metrics.record_rpc_queueing
+    metrics.rpc_messages = lambda: rpc.message_counts
+    gateway.start()
+    try:
+        await rpc.start()
+    except BaseException:
+        await gateway.aclose()
+        raise
+    return gateway
 
 
 class QueryFrontend:
@@ -102,9 +136,7 @@ class QueryFrontend:
         await store.enable_keyspace_notifications()
 
         metrics = self.metrics = FrontendMetrics()
-        gateway = self.gateway = await ModelGateway.start(
-            store, settings.rpc_host, settings.rpc_service_port, settings.prediction_cache_size, metrics
-        )
+        gateway = self.gateway = await start_gateway(store, settings, metrics)
         self._stack.push_async_callback(gateway.aclose)
 
         registry = self.registry = Registry(

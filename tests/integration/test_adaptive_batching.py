@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from clipper_core.query_frontend.gateway import ModelGateway
-from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.state import ModelId, RedisSettings, StateStore
 from tests.helpers import RedisServer
 from tests.integration.fake_container import FakeContainer, wait_until
+from tests.integration.gateway_harness import predict, start
 
 MODEL = ModelId("m", "1")
 
@@ -22,7 +22,7 @@ MODEL = ModelId("m", "1")
 @pytest.fixture
 async def gateway(redis_clean: RedisServer) -> AsyncIterator[ModelGateway]:
     async with StateStore(RedisSettings(redis_clean.host, redis_clean.port)) as store:
-        started = await ModelGateway.start(store, "127.0.0.1", 0, 1 << 20, FrontendMetrics())
+        started = await start(store)
         try:
             yield started
         finally:
@@ -46,7 +46,7 @@ async def test_adaptive_batches_grow_when_fast_and_shrink_when_the_model_slows(g
                     # Late answers are expected in the slow phase; only the batch sizes matter.
                     with contextlib.suppress(Exception):
                         payload = b"%s-%d-%d" % (tag, index, round_)
-                        await asyncio.wait_for(gateway.predict(MODEL, payload, loop.time() + budget_s), 10)
+                        await asyncio.wait_for(predict(gateway, MODEL, payload, loop.time() + budget_s), 10)
 
             await asyncio.gather(*(client(i) for i in range(count)))
 

@@ -13,11 +13,11 @@ import pytest
 
 from clipper_core.errors import ModelFailed, NoConnectedModels
 from clipper_core.query_frontend.gateway import ModelGateway
-from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.rpc import HeartbeatType, InputType
 from clipper_core.state import ModelId, ModelInfo, RedisSettings, StateStore
 from tests.helpers import RedisServer, stop_process
 from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
+from tests.integration.gateway_harness import predict, start
 
 MODEL = ModelId("m", "1")
 
@@ -30,13 +30,17 @@ async def store(redis_clean: RedisServer) -> AsyncIterator[StateStore]:
 
 @pytest.fixture
 async def gateway(store: StateStore) -> AsyncIterator[ModelGateway]:
-    gateway = await ModelGateway.start(store, "127.0.0.1", 0, 1 << 20, FrontendMetrics())
+    gateway = await start(store)
     yield gateway
     await gateway.aclose()
 
 
 def deadline_in(seconds: float) -> float:
     return asyncio.get_running_loop().time() + seconds
+
+
+def batch_size_in_force(gateway: ModelGateway, model: ModelId) -> int:
+    return gateway._lanes[model].queue.batch_size
 
 
 async def connect(gateway: ModelGateway, **kwargs: object) -> FakeContainer:
@@ -48,28 +52,28 @@ async def connect(gateway: ModelGateway, **kwargs: object) -> FakeContainer:
 
 async def test_predict_round_trip(gateway: ModelGateway) -> None:
     async with await connect(gateway):
-        assert await gateway.predict(MODEL, b"abc", deadline_in(5)) == b"out:abc"
+        assert await predict(gateway, MODEL, b"abc", deadline_in(5)) == b"out:abc"
 
 
 async def test_no_connected_models_without_replica(gateway: ModelGateway) -> None:
     with pytest.raises(NoConnectedModels):
-        await gateway.predict(MODEL, b"abc", deadline_in(5))
+        await predict(gateway, MODEL, b"abc", deadline_in(5))
 
 
 async def test_cache_hit_does_not_call_the_container(gateway: ModelGateway) -> None:
     async with await connect(gateway) as container:
-        assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
-        assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
+        assert await predict(gateway, MODEL, b"x", deadline_in(5)) == b"out:x"
+        assert await predict(gateway, MODEL, b"x", deadline_in(5)) == b"out:x"
         assert len(container.requests) == 1
     # The cached output is served even once the replica is gone.
-    assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
+    assert await predict(gateway, MODEL, b"x", deadline_in(5)) == b"out:x"
 
 
 async def test_cached_output_is_a_synchronous_lookup_counted_only_on_a_hit(gateway: ModelGateway) -> None:
     assert gateway.cached_output(MODEL, b"x") is None
     async with await connect(gateway):
         assert gateway.cached_output(MODEL, b"x") is None
-        assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
+        assert await predict(gateway, MODEL, b"x", deadline_in(5)) == b"out:x"
         hits_before = gateway.metrics.cache_hits
         assert gateway.cached_output(MODEL, b"x") == b"out:x"
         assert gateway.cached_output(MODEL, b"other") is None
@@ -84,7 +88,7 @@ async def test_identical_concurrent_queries_coalesce(gateway: ModelGateway) -> N
         return [b"r" + i for i in inputs]
 
     async with await connect(gateway, handler=slow) as container:
-        calls = [asyncio.create_task(gateway.predict(MODEL, b"same", deadline_in(5))) for _ in range(5)]
+        calls = [asyncio.create_task(predict(gateway, MODEL, b"same", deadline_in(5))) for _ in range(5)]
         await wait_until(lambda: len(container.requests) == 1)
         await asyncio.sleep(0.05)
         release.set()
@@ -103,10 +107,10 @@ async def test_fixed_batch_size_groups_concurrent_queries(
         return inputs
 
     async with await connect(gateway, handler=gated) as container:
-        assert gateway.batch_size(MODEL) == 3
-        first = asyncio.create_task(gateway.predict(MODEL, b"q0", deadline_in(5)))
+        assert batch_size_in_force(gateway, MODEL) == 3
+        first = asyncio.create_task(predict(gateway, MODEL, b"q0", deadline_in(5)))
         await wait_until(lambda: len(container.requests) == 1)
-        rest = [asyncio.create_task(gateway.predict(MODEL, b"q%d" % i, deadline_in(5))) for i in range(1, 8)]
+        rest = [asyncio.create_task(predict(gateway, MODEL, b"q%d" % i, deadline_in(5))) for i in range(1, 8)]
         await asyncio.sleep(0.05)
         release.set()
         results = await asyncio.gather(first, *rest)
@@ -124,18 +128,18 @@ async def test_container_error_fails_the_batch_at_once(gateway: ModelGateway) ->
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(ModelFailed) as info:
-            await gateway.predict(MODEL, b"x", deadline_in(30))
+            await predict(gateway, MODEL, b"x", deadline_in(30))
         assert "division by zero in model" in info.value.explanation
         assert loop.time() - started < 5
         # The replica keeps serving after an error.
         with pytest.raises(ModelFailed):
-            await gateway.predict(MODEL, b"y", deadline_in(30))
+            await predict(gateway, MODEL, b"y", deadline_in(30))
 
 
 async def test_empty_inputs_do_not_stall(gateway: ModelGateway) -> None:
     async with await connect(gateway) as container:
-        assert await gateway.predict(MODEL, b"", deadline_in(5)) == b"out:"
-        assert await gateway.predict(MODEL, b"z", deadline_in(5)) == b"out:z"
+        assert await predict(gateway, MODEL, b"", deadline_in(5)) == b"out:"
+        assert await predict(gateway, MODEL, b"z", deadline_in(5)) == b"out:z"
         assert list(container.requests[0].inputs) == [b""]
 
 
@@ -147,9 +151,9 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
         return inputs
 
     async with await connect(gateway, handler=gated) as container:
-        in_flight = asyncio.create_task(gateway.predict(MODEL, b"a", deadline_in(30)))
+        in_flight = asyncio.create_task(predict(gateway, MODEL, b"a", deadline_in(30)))
         await wait_until(lambda: len(container.requests) == 1)
-        queued = asyncio.create_task(gateway.predict(MODEL, b"b", deadline_in(30)))
+        queued = asyncio.create_task(predict(gateway, MODEL, b"b", deadline_in(30)))
         await asyncio.sleep(0.02)
         gateway.remove_model(MODEL)
         for task in (in_flight, queued):
@@ -158,7 +162,7 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
         assert gateway.replica_count(MODEL) == 0
         await wait_until_async(lambda: store.list_containers(), [])
         with pytest.raises(NoConnectedModels):
-            await gateway.predict(MODEL, b"c", deadline_in(5))
+            await predict(gateway, MODEL, b"c", deadline_in(5))
         release.set()
 
 
@@ -172,10 +176,10 @@ async def test_late_output_fills_the_cache_after_the_caller_gave_up(gateway: Mod
     async with await connect(gateway, handler=slow) as container:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.1):
-                await gateway.predict(MODEL, b"q", deadline_in(0.1))
+                await predict(gateway, MODEL, b"q", deadline_in(0.1))
         release.set()
         await wait_until(lambda: gateway.cache.get((MODEL.name, MODEL.version, b"q")) is not None)
-        assert await gateway.predict(MODEL, b"q", deadline_in(5)) == b"late:q"
+        assert await predict(gateway, MODEL, b"q", deadline_in(5)) == b"late:q"
         assert len(container.requests) == 1
 
 
@@ -187,12 +191,12 @@ async def test_coalesced_caller_with_a_later_deadline_is_still_answered(gateway:
         return inputs
 
     async with await connect(gateway, handler=gated) as container:
-        blocker = asyncio.create_task(gateway.predict(MODEL, b"block", deadline_in(10)))
+        blocker = asyncio.create_task(predict(gateway, MODEL, b"block", deadline_in(10)))
         await wait_until(lambda: len(container.requests) == 1)
         # Queued behind the blocker: the first caller's deadline passes in the queue, the
         # second, identical caller's does not.
-        early = asyncio.create_task(gateway.predict(MODEL, b"dup", deadline_in(0.1)))
-        late = asyncio.create_task(gateway.predict(MODEL, b"dup", deadline_in(10)))
+        early = asyncio.create_task(predict(gateway, MODEL, b"dup", deadline_in(0.1)))
+        late = asyncio.create_task(predict(gateway, MODEL, b"dup", deadline_in(10)))
         await asyncio.sleep(0.3)
         release.set()
         assert await late == b"dup"
@@ -209,27 +213,25 @@ async def test_expired_query_without_a_free_replica_does_not_wait_forever(gatewa
         return inputs
 
     async with await connect(gateway, handler=gated) as container:
-        blocker = asyncio.create_task(gateway.predict(MODEL, b"block", deadline_in(10)))
+        blocker = asyncio.create_task(predict(gateway, MODEL, b"block", deadline_in(10)))
         await wait_until(lambda: len(container.requests) == 1)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(gateway.predict(MODEL, b"queued", deadline_in(0.1)), 5)
+            await asyncio.wait_for(predict(gateway, MODEL, b"queued", deadline_in(0.1)), 5)
         assert gateway.cache.get_pending((MODEL.name, MODEL.version, b"queued")) is None
         release.set()
         await blocker
 
 
 async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) -> None:
-    gateway = await ModelGateway.start(
-        store, "127.0.0.1", 0, 1 << 20, FrontendMetrics(), inactivity_timeout_s=0.5
-    )
+    gateway = await start(store, inactivity_timeout_s=0.5)
     try:
         async with await connect(gateway, handler=lambda inputs: inputs) as container:
             container.is_silent = True
             gateway.set_batch_size(MODEL, 1)
             loop = asyncio.get_running_loop()
             started = loop.time()
-            in_flight = asyncio.create_task(gateway.predict(MODEL, b"x", deadline_in(30)))
-            queued = asyncio.create_task(gateway.predict(MODEL, b"w", deadline_in(30)))
+            in_flight = asyncio.create_task(predict(gateway, MODEL, b"x", deadline_in(30)))
+            queued = asyncio.create_task(predict(gateway, MODEL, b"w", deadline_in(30)))
             with pytest.raises(ModelFailed, match="stopped responding"):
                 await in_flight
             with pytest.raises(ModelFailed, match="no model container of m:1 is left"):
@@ -237,16 +239,14 @@ async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) ->
             assert loop.time() - started < 10
             assert gateway.replica_count(MODEL) == 0
             with pytest.raises(NoConnectedModels):
-                await gateway.predict(MODEL, b"y", deadline_in(30))
+                await predict(gateway, MODEL, b"y", deadline_in(30))
             await wait_until_async(store.list_containers, [])
     finally:
         await gateway.aclose()
 
 
 async def test_wedged_container_fails_its_batch_and_registers_again(store: StateStore) -> None:
-    gateway = await ModelGateway.start(
-        store, "127.0.0.1", 0, 1 << 20, FrontendMetrics(), batch_response_grace_s=0.2
-    )
+    gateway = await start(store, batch_response_grace_s=0.2)
     try:
         async with await connect(gateway) as container:
             container.ignores_predictions = True
@@ -254,7 +254,7 @@ async def test_wedged_container_fails_its_batch_and_registers_again(store: State
             started = asyncio.get_running_loop().time()
             wedged = r"replica 0 of m:1 did not answer a batch of 1 within 0\.2 s"
             with pytest.raises(ModelFailed, match=wedged):
-                await gateway.predict(MODEL, b"x", deadline_in(0.1))
+                await predict(gateway, MODEL, b"x", deadline_in(0.1))
             assert asyncio.get_running_loop().time() - started < 5
             # The container still heartbeats: it is asked for its metadata and comes back as a
             # new replica, which gets work again.
@@ -264,7 +264,7 @@ async def test_wedged_container_fails_its_batch_and_registers_again(store: State
             records = await store.list_containers()
             assert [r.replica_id for r in records] == [1] and first_record.replica_id == 0
             container.ignores_predictions = False
-            assert await gateway.predict(MODEL, b"y", deadline_in(5)) == b"out:y"
+            assert await predict(gateway, MODEL, b"y", deadline_in(5)) == b"out:y"
     finally:
         await gateway.aclose()
 
@@ -277,11 +277,11 @@ async def test_batch_size_changes_live(gateway: ModelGateway) -> None:
         return inputs
 
     async with await connect(gateway, handler=gated) as container:
-        assert gateway.batch_size(MODEL) == -1  # no DB 2 record: adaptive
+        assert batch_size_in_force(gateway, MODEL) == -1  # no DB 2 record: adaptive
         gateway.set_batch_size(MODEL, 2)
-        first = asyncio.create_task(gateway.predict(MODEL, b"first", deadline_in(10)))
+        first = asyncio.create_task(predict(gateway, MODEL, b"first", deadline_in(10)))
         await wait_until(lambda: len(container.requests) == 1)
-        queued = [asyncio.create_task(gateway.predict(MODEL, b"%d" % i, deadline_in(10))) for i in range(5)]
+        queued = [asyncio.create_task(predict(gateway, MODEL, b"%d" % i, deadline_in(10))) for i in range(5)]
         await asyncio.sleep(0.05)
         gateway.set_batch_size(MODEL, 5)
         release.set()
@@ -299,7 +299,7 @@ async def test_adaptive_batching_grows_under_concurrency(gateway: ModelGateway) 
         async def client(index: int) -> None:
             for round_ in range(20):
                 payload = b"%d-%d" % (index, round_)
-                assert await gateway.predict(MODEL, payload, deadline_in(5)) == payload
+                assert await predict(gateway, MODEL, payload, deadline_in(5)) == payload
 
         await asyncio.gather(*(client(i) for i in range(16)))
         sizes = [len(r.inputs) for r in container.requests]
@@ -309,8 +309,8 @@ async def test_adaptive_batching_grows_under_concurrency(gateway: ModelGateway) 
 
 async def test_metrics_follow_the_model(gateway: ModelGateway) -> None:
     async with await connect(gateway):
-        await gateway.predict(MODEL, b"a", deadline_in(5))
-        await gateway.predict(MODEL, b"a", deadline_in(5))
+        await predict(gateway, MODEL, b"a", deadline_in(5))
+        await predict(gateway, MODEL, b"a", deadline_in(5))
         body = gateway.metrics.render_json_report().decode()
         assert '"model:m:1:num_predictions": {\n                "count": "1"' in body
         assert '"model:m:1:cache_hit_ratio": {\n                "ratio": "0.5"' in body
@@ -370,15 +370,15 @@ async def test_real_closure_container(
         await wait_until(lambda: gateway.replica_count(model) == 1, timeout_s=30)
     except TimeoutError:
         raise AssertionError(f"container did not register:\n{log_path.read_text()}") from None
-    assert await gateway.predict(model, b"hello", deadline_in(10)) == b"HELLO"
+    assert await predict(gateway, model, b"hello", deadline_in(10)) == b"HELLO"
     words = [b"w%d" % i for i in range(10)]
-    results = await asyncio.gather(*(gateway.predict(model, w, deadline_in(10)) for w in words))
+    results = await asyncio.gather(*(predict(gateway, model, w, deadline_in(10)) for w in words))
     assert results == [w.upper() for w in words]
     batch_sizes = gateway.metrics.models["real:1"].batch_sizes.values
     assert max(batch_sizes) <= 4 and sum(batch_sizes) == 11
     with pytest.raises(ModelFailed, match="boom requested"):
-        await gateway.predict(model, b"boom", deadline_in(10))
-    assert await gateway.predict(model, b"after", deadline_in(10)) == b"AFTER"
+        await predict(gateway, model, b"boom", deadline_in(10))
+    assert await predict(gateway, model, b"after", deadline_in(10)) == b"AFTER"
 
 
 async def test_a_failure_reaches_every_coalesced_caller(gateway: ModelGateway) -> None:
@@ -389,7 +389,7 @@ async def test_a_failure_reaches_every_coalesced_caller(gateway: ModelGateway) -
         raise RuntimeError("model broke")
 
     async with await connect(gateway, handler=failing) as container:
-        calls = [asyncio.create_task(gateway.predict(MODEL, b"same", deadline_in(5))) for _ in range(3)]
+        calls = [asyncio.create_task(predict(gateway, MODEL, b"same", deadline_in(5))) for _ in range(3)]
         await wait_until(lambda: len(container.requests) == 1)
         release.set()
         for call in calls:
@@ -397,3 +397,17 @@ async def test_a_failure_reaches_every_coalesced_caller(gateway: ModelGateway) -
                 await call
         assert len(container.requests) == 1
         assert gateway.cache.get_pending((MODEL.name, MODEL.version, b"same")) is None
+
+
+async def test_the_composition_root_passes_the_model_side_settings_on(store: StateStore) -> None:
+    gateway = await start(store, batch_wait_s=0.004, batch_response_grace_s=2.0, inactivity_timeout_s=7.0)
+    try:
+        assert (gateway.batch_wait_s, gateway.batch_response_grace_s) == (0.004, 2.0)
+        assert gateway.rpc.inactivity_timeout_s == 7.0
+        assert gateway.rpc.listener is gateway
+        async with await connect(gateway, handler=lambda inputs: inputs):
+            lane = gateway._lanes[MODEL]
+            assert lane.queue.batch_wait_s == 0.004
+            assert [r.response_grace_s for r in lane.queue.replicas.values()] == [2.0]
+    finally:
+        await gateway.aclose()

@@ -153,7 +153,6 @@ async def test_model_events_drive_the_model_side(
     await store.set_batch_size("m", "1", 8)
     await registry.apply(StateChange(Db.MODEL, "m:1", "hset"))
     assert control.of("batch_size") == [(mid, -1), (mid, 8)]
-    assert registry.batch_size(mid) == 8
 
     await store.mark_model_invalid("m", "1")
     await registry.apply(StateChange(Db.MODEL, "m:1", "hdel"))
