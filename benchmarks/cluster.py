@@ -19,15 +19,16 @@ from pathlib import Path
 import psutil
 import requests
 
-# Process and port helpers are the test suite's (one copy); re-exported for the scenarios.
-from tests.helpers import free_port, stop_process, wait_for_port
+from clipper_core.state import DEFAULT_BATCH_SIZE
+
+# Process and port helpers shared with the test suite; re-exported for the scenarios.
+from tools.processes import free_port, stop_process, wait_for_port
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 MODEL_VERSION = "1"
-ADAPTIVE_BATCH_SIZE = -1
 
 
 
@@ -168,7 +169,7 @@ class Cluster:
             "latency_slo_micros": slo_micros,
         })
 
-    def add_model(self, name: str, batch_size: int = ADAPTIVE_BATCH_SIZE) -> None:
+    def add_model(self, name: str, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self._admin("add_model", {
             "model_name": name, "model_version": MODEL_VERSION, "labels": ["bench"],
             "input_type": "doubles", "container_name": "bench/local-process",

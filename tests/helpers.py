@@ -1,45 +1,29 @@
-"""Test helpers: free ports, a real redis-server on loopback, process clean-up."""
+"""Test helpers: a real redis-server on loopback; the process helpers come from ``tools.processes``."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tools.processes import free_port, stop_process, wait_for_port
+
+__all__ = [
+    "PYTHON",
+    "REPO_ROOT",
+    "RedisServer",
+    "free_port",
+    "start_redis",
+    "stop_process",
+    "wait_for_port",
+]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(
-    port: int,
-    timeout_s: float = 10.0,
-    host: str = "127.0.0.1",
-    process: subprocess.Popen[bytes] | None = None,
-) -> None:
-    """Until something accepts connections on ``host:port``; fails early if ``process`` exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
 
 
 @dataclass(frozen=True)
@@ -78,17 +62,6 @@ def start_redis(tmp_dir: Path, port: int | None = None, extra_args: Sequence[str
     )
     wait_for_port(port)
     return RedisServer("127.0.0.1", port, process)
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
 
 
 PYTHON = sys.executable

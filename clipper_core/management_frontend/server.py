@@ -14,9 +14,9 @@ from clipper_core.management_frontend.auth import bearer_token_middleware
 from clipper_core.management_frontend.handlers import PING_PATH, SERVICE_KEY, add_routes
 from clipper_core.management_frontend.operations import ManagementService
 from clipper_core.settings import ManagementSettings, RedisOptions
-from clipper_core.state import RedisSettings, StateStore
+from clipper_core.state import StateStore
 
-__all__ = ["STORE_KEY", "build_app", "redis_settings", "serve"]
+__all__ = ["STORE_KEY", "build_app", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +24,8 @@ STORE_KEY: Final = web.AppKey("state_store", StateStore)
 SHUTDOWN_TIMEOUT_S: Final = 5.0
 
 
-def redis_settings(options: RedisOptions) -> RedisSettings:
-    return RedisSettings(host=options.ip, port=options.port, password=options.password)
-
-
 def build_app(
-    redis: RedisSettings, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, admin_token: str | None = None
+    redis: RedisOptions, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, admin_token: str | None = None
 ) -> web.Application:
     """The aiohttp application; it connects to Redis on startup (retrying until Redis answers).
 
@@ -59,7 +55,7 @@ async def serve(settings: ManagementSettings, started: asyncio.Event | None = No
 
     Redis comes first, so ``GET /admin/ping`` answering means the API is usable.
     """
-    app = build_app(redis_settings(settings.redis), admin_token=settings.admin_token)
+    app = build_app(settings.redis, admin_token=settings.admin_token)
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:

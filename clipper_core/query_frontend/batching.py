@@ -8,7 +8,7 @@ replica becomes free, up to its size limit (optionally after a short fill wait, 
 default).
 
 Batch size limit per replica: the model's fixed ``batch_size`` when > 0 (honoured exactly),
-otherwise :class:`AimdPolicy` (``batch_size == -1``): start at 1, grow by ``AIMD_STEP``
+otherwise :class:`AimdPolicy` (``batch_size == DEFAULT_BATCH_SIZE``, -1): start at 1, grow by ``AIMD_STEP``
 after a *full* batch whose latency stayed within the target, multiply by ``AIMD_BACKOFF``
 (0.9) after a batch that exceeded it. Growth needs a full batch because a partial batch
 says nothing about a larger one; without that rule the limit would climb unchecked at low
@@ -43,12 +43,12 @@ from typing import Final, Protocol
 
 from clipper_core.errors import ContainerGone, ModelFailed, QueryExpired
 from clipper_core.query_frontend.cache import CacheKey
+from clipper_core.query_frontend.futures import fail_unless_done
 from clipper_core.rpc import InputType
 from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
-from clipper_core.state import ModelId
+from clipper_core.state import DEFAULT_BATCH_SIZE, ModelId
 
 __all__ = [
-    "ADAPTIVE_BATCH_SIZE",
     "AIMD_BACKOFF",
     "AIMD_MAX_BATCH_SIZE",
     "AIMD_STEP",
@@ -66,7 +66,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ADAPTIVE_BATCH_SIZE: Final = -1
 AIMD_BACKOFF: Final = 0.9
 AIMD_STEP: Final = 1.0
 AIMD_MAX_BATCH_SIZE: Final = 4096
@@ -151,10 +150,7 @@ class BatchObserver(Protocol):
 def resolve_failed(queries: Sequence[PendingQuery], exc: BaseException) -> None:
     """Fail every unresolved future, marked retrieved (its callers may have timed out)."""
     for query in queries:
-        future = query.future
-        if not future.done():
-            future.set_exception(exc)
-            future.exception()
+        fail_unless_done(query.future, exc)
 
 
 class ModelQueue:
@@ -163,7 +159,7 @@ class ModelQueue:
     def __init__(
         self,
         model: ModelId,
-        batch_size: int = ADAPTIVE_BATCH_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         observer: BatchObserver | None = None,
         batch_wait_s: float = 0.0,
     ) -> None:

@@ -18,6 +18,8 @@ import heapq
 import itertools
 from typing import Any, Final, TypeVar
 
+from clipper_core.query_frontend.futures import fail_unless_done
+
 __all__ = ["TIMER_SLACK_S", "TIMER_TICK_S", "DeadlineWaiter"]
 
 TIMER_TICK_S: Final = 0.0005
@@ -102,8 +104,7 @@ class DeadlineWaiter:
         heap = self._heap
         while heap and heap[0][0] <= due:
             waiter = heapq.heappop(heap)[2]
-            if not waiter.done():
-                waiter.set_exception(TimeoutError())
+            fail_unless_done(waiter, TimeoutError())
         if len(heap) > self._compact_above:
             heap[:] = [entry for entry in heap if not entry[2].done()]
             heapq.heapify(heap)

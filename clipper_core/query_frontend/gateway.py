@@ -23,7 +23,6 @@ from typing import Any, Final
 
 from clipper_core.errors import ModelFailed, NoConnectedModels, StateError
 from clipper_core.query_frontend.batching import (
-    ADAPTIVE_BATCH_SIZE,
     ModelQueue,
     PendingQuery,
     Replica,
@@ -32,7 +31,7 @@ from clipper_core.query_frontend.cache import CacheKey, PredictionCache
 from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
 from clipper_core.query_frontend.rpc_service import RpcService
 from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
-from clipper_core.state import ContainerInfo, ModelId, StateStore
+from clipper_core.state import DEFAULT_BATCH_SIZE, ContainerInfo, ModelId, StateStore
 
 __all__ = ["ModelGateway"]
 
@@ -180,9 +179,9 @@ class ModelGateway:
     def set_batch_size(self, model: ModelId, batch_size: int) -> None:
         """``-1`` (or any value < 1) = adaptive (AIMD); ``> 0`` = fixed, honoured exactly."""
         if batch_size < 1:
-            if batch_size != ADAPTIVE_BATCH_SIZE:
+            if batch_size != DEFAULT_BATCH_SIZE:
                 logger.warning("Batch size %d of %s is not valid; batching adaptively", batch_size, model)
-            batch_size = ADAPTIVE_BATCH_SIZE
+            batch_size = DEFAULT_BATCH_SIZE
         self._batch_sizes[model] = batch_size
         lane = self._lanes.get(model)
         if lane is not None:
@@ -244,9 +243,9 @@ class ModelGateway:
             record = await self._store.get_model(model.name, model.version)
         except StateError as exc:
             logger.error("Could not read the batch size of %s, batching adaptively: %s", model, exc.cause)
-            return ADAPTIVE_BATCH_SIZE
+            return DEFAULT_BATCH_SIZE
         if record is None or record.batch_size < 1:
-            return ADAPTIVE_BATCH_SIZE
+            return DEFAULT_BATCH_SIZE
         return record.batch_size
 
     def _create_lane(self, model: ModelId, batch_size: int) -> _ModelLane:

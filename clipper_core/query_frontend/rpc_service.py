@@ -27,6 +27,7 @@ from typing import Final, Protocol, cast
 import zmq
 
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
+from clipper_core.query_frontend.futures import fail_unless_done
 from clipper_core.rpc import (
     ContainerError,
     ContainerHeartbeat,
@@ -168,7 +169,7 @@ class RpcService:
         assert self._loop is not None
         self._loop.remove_reader(self._fd)
         for entry in list(self._inflight.values()):
-            _fail(entry.future, ModelFailed("the query frontend is shutting down"))
+            fail_unless_done(entry.future, ModelFailed("the query frontend is shutting down"))
         self._inflight.clear()
         tasks = list(self._tasks)
         for task in tasks:
@@ -193,7 +194,7 @@ class RpcService:
         future: asyncio.Future[list[bytes]] = self._loop.create_future()
         conn = self._by_id.get(connection_id)
         if conn is None or conn.is_retired:
-            _fail(future, ContainerGone(f"model container connection {connection_id} is gone"))
+            fail_unless_done(future, ContainerGone(f"model container connection {connection_id} is gone"))
             return future
         started = self._loop.time()
         message_id = self._allocate_message_id()
@@ -201,10 +202,11 @@ class RpcService:
         try:
             _send_message(self._sock, conn.identity, frames)
         except zmq.Again:
-            _fail(future, ModelFailed(f"{_describe(conn)} is not reading its requests (send queue full)"))
+            stuck = ModelFailed(f"{_describe(conn)} is not reading its requests (send queue full)")
+            fail_unless_done(future, stuck)
             return future
         except zmq.ZMQError as exc:
-            _fail(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
+            fail_unless_done(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
             if exc.errno == errno.EHOSTUNREACH:
                 self._remove_connection(conn, "disconnected")
             return future
@@ -323,7 +325,7 @@ class RpcService:
             return
         outputs = message.outputs
         if len(outputs) != entry.size:
-            _fail(
+            fail_unless_done(
                 entry.future,
                 ModelFailed(
                     f"{_describe(entry.connection)} returned {len(outputs)} outputs "
@@ -338,7 +340,7 @@ class RpcService:
         if entry is None:
             return
         kind = message.kind.name.lower().replace("_", " ")
-        _fail(
+        fail_unless_done(
             entry.future,
             ModelFailed(f"{_describe(entry.connection)} failed ({kind}): {message.message}"),
         )
@@ -453,7 +455,7 @@ class RpcService:
         for message_id in conn.inflight:
             entry = self._inflight.pop(message_id, None)
             if entry is not None:
-                _fail(entry.future, exc)
+                fail_unless_done(entry.future, exc)
         conn.inflight.clear()
 
     async def _delete_record(self, conn: _Connection) -> None:
@@ -528,11 +530,3 @@ def _is_readable(sock: zmq.Socket[bytes]) -> bool:
 def _describe(conn: _Connection) -> str:
     info = conn.info
     return f"model container {info.model_id} replica {info.replica_id}"
-
-
-def _fail(future: asyncio.Future[list[bytes]], exc: BaseException) -> None:
-    """Set an exception unless done, marked retrieved: its callers may all be gone already."""
-    if not future.done():
-        future.set_exception(exc)
-        future.exception()
-

@@ -26,7 +26,7 @@ from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
 from clipper_core.query_frontend.rpc_service import RpcService
 from clipper_core.settings import QuerySettings
-from clipper_core.state import Barrier, Db, KeyspaceWatch, RedisSettings, Resync, StateChange, StateStore
+from clipper_core.state import Barrier, Db, KeyspaceWatch, Resync, StateChange, StateStore
 
 __all__ = ["QueryFrontend", "serve", "start_gateway"]
 
@@ -130,8 +130,7 @@ class QueryFrontend:
 
     async def _start(self) -> None:
         settings = self.settings
-        redis = RedisSettings(settings.redis.ip, settings.redis.port, settings.redis.password)
-        store = self.store = await StateStore.connect(redis)
+        store = self.store = await StateStore.connect(settings.redis)
         self._stack.push_async_callback(store.aclose)
         await store.enable_keyspace_notifications()
 

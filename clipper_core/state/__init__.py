@@ -9,7 +9,7 @@ from clipper_core.state.schema import (
     FORBIDDEN_NAME_CHARS,
     Db,
 )
-from clipper_core.state.store import RedisSettings, StateStore
+from clipper_core.state.store import StateStore
 from clipper_core.state.watch import Barrier, KeyspaceWatch, Resync, StateChange, watch_changes
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "KeyspaceWatch",
     "ModelId",
     "ModelInfo",
-    "RedisSettings",
     "Resync",
     "StateChange",
     "StateStore",

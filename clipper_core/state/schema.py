@@ -71,6 +71,7 @@ class ContainerField:
 
 
 DEFAULT_SELECTION_POLICY: Final = "DefaultOutputSelectionPolicy"
+# The original's sentinel for "no fixed batch size": the query frontend batches adaptively (AIMD).
 DEFAULT_BATCH_SIZE: Final = -1
 CURRENT_VERSION_PREFIX: Final = "CURRENT_MODEL_VERSION:"
 # Names, versions and labels containing these would break the key formats.

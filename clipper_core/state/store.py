@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -14,6 +13,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from clipper_core.errors import StateError
+from clipper_core.settings import RedisOptions
 from clipper_core.state.records import AppInfo, ContainerInfo, ModelInfo
 from clipper_core.state.schema import (
     Db,
@@ -29,7 +29,7 @@ from clipper_core.state.schema import (
     selection_state_key,
 )
 
-__all__ = ["RedisSettings", "StateStore"]
+__all__ = ["StateStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +39,14 @@ CONNECT_PROBE_TIMEOUT_S: Final = 1.0
 KEYSPACE_EVENTS: Final = "AKE"
 
 
-@dataclass(slots=True, frozen=True)
-class RedisSettings:
-    host: str = "localhost"
-    port: int = 6379
-    password: str | None = None
-
-
 class StateStore:
     """One client per logical DB; every method raises StateError on Redis failure."""
 
-    def __init__(self, settings: RedisSettings) -> None:
+    def __init__(self, settings: RedisOptions) -> None:
         self.settings = settings
         self._clients: dict[Db, aioredis.Redis] = {
             db: aioredis.Redis(
-                host=settings.host,
+                host=settings.ip,
                 port=settings.port,
                 password=settings.password,
                 db=int(db),
@@ -65,7 +58,7 @@ class StateStore:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def connect(cls, settings: RedisSettings, timeout_s: float | None = None) -> StateStore:
+    async def connect(cls, settings: RedisOptions, timeout_s: float | None = None) -> StateStore:
         """Create a store once Redis answers PING; retries with backoff, logging once."""
         store = cls(settings)
         try:
@@ -82,7 +75,7 @@ class StateStore:
         # A probe without redis-py's own retries (10 with backoff by default, ~4 s per failed
         # PING): this loop sets the cadence, so the wait is logged at once and honours timeout_s.
         probe = aioredis.Redis(
-            host=self.settings.host,
+            host=self.settings.ip,
             port=self.settings.port,
             password=self.settings.password,
             retry=Retry(NoBackoff(), 0),
@@ -101,17 +94,17 @@ class StateStore:
             try:
                 await probe.ping()
                 if logged:
-                    logger.info("Connected to Redis at %s:%s", self.settings.host, self.settings.port)
+                    logger.info("Connected to Redis at %s:%s", self.settings.ip, self.settings.port)
                 return
             except RedisError as exc:
                 if not logged:
                     logger.warning(
-                        "Waiting for Redis at %s:%s (%s)", self.settings.host, self.settings.port, exc
+                        "Waiting for Redis at %s:%s (%s)", self.settings.ip, self.settings.port, exc
                     )
                     logged = True
                 if deadline is not None and loop.time() + delay_s > deadline:
                     raise StateError(
-                        f"Redis at {self.settings.host}:{self.settings.port} is unreachable: {exc}"
+                        f"Redis at {self.settings.ip}:{self.settings.port} is unreachable: {exc}"
                     ) from exc
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, CONNECT_RETRY_MAX_S)

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from clipper_core.query_frontend.gateway import ModelGateway
-from clipper_core.state import ModelId, RedisSettings, StateStore
+from clipper_core.settings import RedisOptions
+from clipper_core.state import ModelId, StateStore
 from tests.helpers import RedisServer
 from tests.integration.fake_container import FakeContainer, wait_until
 from tests.integration.gateway_harness import predict, start
@@ -21,7 +22,7 @@ MODEL = ModelId("m", "1")
 
 @pytest.fixture
 async def gateway(redis_clean: RedisServer) -> AsyncIterator[ModelGateway]:
-    async with StateStore(RedisSettings(redis_clean.host, redis_clean.port)) as store:
+    async with StateStore(RedisOptions(redis_clean.host, redis_clean.port)) as store:
         started = await start(store)
         try:
             yield started

@@ -14,7 +14,8 @@ import pytest
 from clipper_core.errors import ModelFailed, NoConnectedModels
 from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.rpc import HeartbeatType, InputType
-from clipper_core.state import ModelId, ModelInfo, RedisSettings, StateStore
+from clipper_core.settings import RedisOptions
+from clipper_core.state import ModelId, ModelInfo, StateStore
 from tests.helpers import RedisServer, stop_process
 from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
 from tests.integration.gateway_harness import predict, start
@@ -24,7 +25,7 @@ MODEL = ModelId("m", "1")
 
 @pytest.fixture
 async def store(redis_clean: RedisServer) -> AsyncIterator[StateStore]:
-    async with StateStore(RedisSettings(redis_clean.host, redis_clean.port)) as store:
+    async with StateStore(RedisOptions(redis_clean.host, redis_clean.port)) as store:
         yield store
 
 

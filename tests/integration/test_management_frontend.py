@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from clipper_core.management_frontend import build_app
 from clipper_core.management_frontend.server import STORE_KEY
-from clipper_core.state import ContainerInfo, Db, InputType, RedisSettings, StateStore
+from clipper_core.settings import RedisOptions
+from clipper_core.state import ContainerInfo, Db, InputType, StateStore
 from clipper_core.state.schema import selection_state_key
 from tests.helpers import RedisServer
 
@@ -45,7 +46,7 @@ ENDPOINT_SCHEMAS = {
 
 @pytest.fixture
 async def client(redis_clean: RedisServer) -> AsyncIterator[TestClient]:
-    app = build_app(RedisSettings(redis_clean.host, redis_clean.port))
+    app = build_app(RedisOptions(redis_clean.host, redis_clean.port))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 

@@ -17,7 +17,7 @@ import requests
 from aiohttp.test_utils import TestClient, TestServer
 
 from clipper_core.management_frontend import build_app
-from clipper_core.state import RedisSettings
+from clipper_core.settings import RedisOptions
 from tests.helpers import PYTHON, RedisServer, free_port, start_redis, stop_process, wait_for_port
 
 ADD_MODEL_BODY = {"model_name": "m", "model_version": "1", "labels": [], "input_type": "doubles",
@@ -39,7 +39,7 @@ async def add_app(client: TestClient, name: str) -> None:
 
 async def test_redis_outage_is_500_json_and_recovers(tmp_path: Path) -> None:
     server = start_redis(tmp_path)
-    app = build_app(RedisSettings(server.host, server.port))
+    app = build_app(RedisOptions(server.host, server.port))
     async with TestClient(TestServer(app)) as test_client:
         await add_app(test_client, "a")
         stop_process(server.process)

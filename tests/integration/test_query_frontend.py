@@ -24,7 +24,7 @@ import pytest
 from clipper_core.query_frontend.server import QueryFrontend
 from clipper_core.rpc import InputType
 from clipper_core.settings import QuerySettings, RedisOptions
-from clipper_core.state import AppInfo, ModelId, ModelInfo, RedisSettings, StateStore
+from clipper_core.state import AppInfo, ModelId, ModelInfo, StateStore
 from tests.helpers import PYTHON, RedisServer, free_port, stop_process
 
 NO_CONNECTED = "No connected models found for query"
@@ -129,7 +129,7 @@ async def frontend(redis_clean: RedisServer) -> AsyncIterator[QueryFrontend]:
 
 @pytest.fixture
 async def store(redis_clean: RedisServer) -> AsyncIterator[StateStore]:
-    async with await StateStore.connect(RedisSettings(redis_clean.host, redis_clean.port), timeout_s=10) as s:
+    async with await StateStore.connect(RedisOptions(redis_clean.host, redis_clean.port), timeout_s=10) as s:
         yield s
 
 

@@ -15,12 +15,12 @@ import pytest
 from clipper_core.query_frontend.outputs import embed_text
 from clipper_core.query_frontend.registry import Registry
 from clipper_core.rpc import InputType
+from clipper_core.settings import RedisOptions
 from clipper_core.state import (
     AppInfo,
     Db,
     ModelId,
     ModelInfo,
-    RedisSettings,
     Resync,
     StateChange,
     StateStore,
@@ -47,7 +47,7 @@ class RecordingControl:
 
 @pytest.fixture
 async def store(redis_clean: RedisServer) -> AsyncIterator[StateStore]:
-    async with await StateStore.connect(RedisSettings(redis_clean.host, redis_clean.port), timeout_s=10) as s:
+    async with await StateStore.connect(RedisOptions(redis_clean.host, redis_clean.port), timeout_s=10) as s:
         yield s
 
 

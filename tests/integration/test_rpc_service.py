@@ -25,7 +25,8 @@ from clipper_core.rpc import (
     encode_predict_response,
 )
 from clipper_core.rpc import PredictResponse as Response
-from clipper_core.state import ContainerInfo, ModelId, RedisSettings, StateStore
+from clipper_core.settings import RedisOptions
+from clipper_core.state import ContainerInfo, ModelId, StateStore
 from tests.helpers import RedisServer
 from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
 
@@ -46,7 +47,7 @@ class Listener:
 
 @pytest.fixture
 async def store(redis_clean: RedisServer) -> AsyncIterator[StateStore]:
-    async with StateStore(RedisSettings(redis_clean.host, redis_clean.port)) as store:
+    async with StateStore(RedisOptions(redis_clean.host, redis_clean.port)) as store:
         yield store
 
 

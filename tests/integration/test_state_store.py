@@ -10,13 +10,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from clipper_core.errors import StateError
+from clipper_core.settings import RedisOptions
 from clipper_core.state import (
     AppInfo,
     ContainerInfo,
     Db,
     InputType,
     ModelInfo,
-    RedisSettings,
     StateChange,
     StateStore,
     watch_changes,
@@ -26,7 +26,7 @@ from tests.helpers import RedisServer, free_port, start_redis, stop_process
 
 @pytest.fixture
 async def store(redis_clean: RedisServer) -> AsyncIterator[StateStore]:
-    async with await StateStore.connect(RedisSettings(redis_clean.host, redis_clean.port), 5.0) as s:
+    async with await StateStore.connect(RedisOptions(redis_clean.host, redis_clean.port), 5.0) as s:
         yield s
 
 
@@ -130,12 +130,12 @@ async def test_selection_state(store: StateStore, raw: dict[int, aioredis.Redis]
 
 async def test_connect_gives_up_after_its_timeout() -> None:
     with pytest.raises(StateError, match="unreachable"):
-        await StateStore.connect(RedisSettings("127.0.0.1", free_port()), timeout_s=0.5)
+        await StateStore.connect(RedisOptions("127.0.0.1", free_port()), timeout_s=0.5)
 
 
 async def test_connect_waits_for_redis_to_come_up(tmp_path: Path) -> None:
     port = free_port()
-    connecting = asyncio.create_task(StateStore.connect(RedisSettings("127.0.0.1", port), timeout_s=30))
+    connecting = asyncio.create_task(StateStore.connect(RedisOptions("127.0.0.1", port), timeout_s=30))
     await asyncio.sleep(0.5)
     assert not connecting.done()
     server = await asyncio.to_thread(start_redis, tmp_path, port)
@@ -152,18 +152,18 @@ async def test_password_protected_redis(tmp_path: Path) -> None:
     server = await asyncio.to_thread(start_redis, tmp_path, None, ["--requirepass", "s3cret"])
     try:
         async with await StateStore.connect(
-            RedisSettings(server.host, server.port, password="s3cret"), timeout_s=5
+            RedisOptions(server.host, server.port, password="s3cret"), timeout_s=5
         ) as store:
             await store.add_app(AppInfo("p", InputType.INTS, "", 1))
             assert await store.app_exists("p")
         with pytest.raises(StateError):
-            await StateStore.connect(RedisSettings(server.host, server.port), timeout_s=0.5)
+            await StateStore.connect(RedisOptions(server.host, server.port), timeout_s=0.5)
     finally:
         stop_process(server.process)
 
 
 async def test_redis_failure_is_a_state_error() -> None:
-    broken = StateStore(RedisSettings("127.0.0.1", free_port()))
+    broken = StateStore(RedisOptions("127.0.0.1", free_port()))
     async with broken:
         with pytest.raises(StateError, match="Redis error"):
             await broken.get_app("x")

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from clipper_admin import ClipperConnection, ClipperException, LocalContainerManager
+from clipper_admin import ClipperConnection, ClipperException, LocalContainerManager, _validation
 from clipper_admin._validation import canonical_input_type, validate_versioned_model_name
+from clipper_core.rpc import InputType
 
 
 @pytest.fixture
@@ -183,3 +184,12 @@ def test_a_list_of_query_dicts_is_one_batch_in_order(conn: ClipperConnection) ->
 def test_a_bad_list_of_queries_is_a_clear_error(conn: ClipperConnection, queries: list, message: str) -> None:
     with pytest.raises(ClipperException, match=message):
         conn.test_predict_function(queries, lambda xs: [str(x) for x in xs], "doubles")
+
+
+def test_admin_input_type_aliases_agree_with_the_core() -> None:
+    # clipper_admin must not import the core, so it keeps its own copy of the alias table;
+    # this is what keeps the two copies one table.
+    core_names = set(InputType.accepted_names())
+    assert set(_validation._CANONICAL_INPUT_TYPE) == core_names
+    for name in core_names:
+        assert canonical_input_type(name) == InputType.parse(name).readable_name, name

@@ -1,0 +1,1 @@
+"""Development helpers shared by the test suite and the benchmarks (not installed)."""
