@@ -1,32 +1,25 @@
 """Frontend metrics: one store, two views (Prometheus text exposition and the original's JSON).
 
 Recording is plain attribute arithmetic on per-app / per-model holders (no locks, no
-label lookups: the event loop is the only writer). The Prometheus view is a custom
-collector registered on this object's own ``CollectorRegistry`` that builds metric
-families from those holders at scrape time; the JSON view renders the original's report
+label lookups: the event loop is the only writer). The Prometheus view is written at scrape
+time from those holders by one writer that reads the metric-family table :data:`FAMILIES`
+(names, types, help texts, label names); the JSON view renders the original's report
 (spec 6.2) from the same holders. Reservoirs, meters and the report writer live in
-``_metrics_report.py``.
+``_metrics_report.py``, the text-format helpers in ``_prometheus_text.py``.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Final
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from clipper_core.query_frontend._metrics_report import Meter, Reservoir, render_report
-from clipper_core.query_frontend._prometheus_text import render_text
+from clipper_core.query_frontend._prometheus_text import MetricFamily, escape, histogram_lines, value_text
 
-__all__ = ["AppStats", "FrontendMetrics", "ModelStats"]
+__all__ = ["FAMILIES", "AppStats", "FrontendMetrics", "MetricFamily", "ModelStats"]
 
 LATENCY_BUCKETS_S: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -37,6 +30,46 @@ MODEL_SAMPLE_SIZE: Final = 4096
 RPC_QUEUEING_SAMPLE_SIZE: Final = 2056  # sic: the original's reservoir size
 
 GaugeSource = Callable[[], tuple[int, int]]  # -> (queue length, batches in flight)
+
+# The metric families, in exposition order: the one place their names and help texts live.
+APP_REQUESTS: Final = MetricFamily(
+    "clipper_app_requests", "counter", "Queries answered per application.", ("app",)
+)
+APP_DEFAULTS: Final = MetricFamily(
+    "clipper_app_default_predictions", "counter",
+    "Queries answered with the application's default output.", ("app",),
+)
+APP_LATENCY: Final = MetricFamily(
+    "clipper_app_prediction_latency_seconds", "histogram",
+    "Time from query arrival to answer, per application.", ("app",),
+)
+MODEL_PREDICTIONS: Final = MetricFamily(
+    "clipper_model_predictions", "counter", "Inputs answered by the model's containers.", ("model",)
+)
+MODEL_BATCH_SIZE: Final = MetricFamily(
+    "clipper_model_batch_size", "histogram", "Inputs per batch sent to the model.", ("model",)
+)
+MODEL_LATENCY: Final = MetricFamily(
+    "clipper_model_prediction_latency_seconds", "histogram",
+    "Send-to-response time of batches, counted once per input.", ("model",),
+)
+MODEL_LOOKUPS: Final = MetricFamily(
+    "clipper_model_cache_lookups", "counter",
+    "Prediction cache lookups by result (hit, miss, coalesced).", ("model", "result"),
+)
+MODEL_QUEUE: Final = MetricFamily(
+    "clipper_model_queue_length", "gauge", "Queries waiting in the model's queue.", ("model",)
+)
+MODEL_INFLIGHT: Final = MetricFamily(
+    "clipper_model_inflight_batches", "gauge", "Batches sent and not yet answered.", ("model",)
+)
+RPC_MESSAGES: Final = MetricFamily(
+    "clipper_rpc_messages", "counter", "RPC messages by direction and type.", ("direction", "type")
+)
+FAMILIES: Final = (
+    APP_REQUESTS, APP_DEFAULTS, APP_LATENCY, MODEL_PREDICTIONS, MODEL_BATCH_SIZE, MODEL_LATENCY,
+    MODEL_LOOKUPS, MODEL_QUEUE, MODEL_INFLIGHT, RPC_MESSAGES,
+)
 
 
 class _Buckets:
@@ -53,15 +86,8 @@ class _Buckets:
         self.counts[bisect.bisect_left(self.bounds, value)] += times
         self.sum += value * times
 
-    def family_samples(self) -> tuple[list[tuple[str, float]], float]:
-        buckets = []
-        total = 0
-        for bound, count in zip(self.bounds, self.counts, strict=False):
-            total += count
-            buckets.append((repr(float(bound)), float(total)))
-        total += self.counts[-1]
-        buckets.append(("+Inf", float(total)))
-        return buckets, self.sum
+    def write(self, out: list[str], family: MetricFamily, label: str, le_first: bool) -> None:
+        histogram_lines(out, family, self.bounds, self.counts, self.sum, label, le_first)
 
 
 class AppStats:
@@ -97,10 +123,9 @@ class ModelStats:
 
 
 class FrontendMetrics:
-    """All metrics of one query frontend; each instance owns its own CollectorRegistry."""
+    """All metrics of one query frontend (each instance on its own)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+    def __init__(self) -> None:
         self.apps: dict[str, AppStats] = {}
         self.models: dict[str, ModelStats] = {}
         self.cache_lookups = 0
@@ -109,7 +134,6 @@ class FrontendMetrics:
         self.aggregate_throughput = Meter()
         self.rpc_queueing_us = Reservoir(RPC_QUEUEING_SAMPLE_SIZE)
         self.rpc_messages: Callable[[], dict[tuple[str, str], int]] | None = None
-        self.registry.register(_Collector(self))
 
     # ------------------------------------------------------------------ apps
 
@@ -179,12 +203,54 @@ class FrontendMetrics:
     # ------------------------------------------------------------------ views
 
     def render_prometheus(self) -> tuple[bytes, str]:
-        """(body, content type) in the Prometheus text exposition format.
+        """(body, content type) in the Prometheus text exposition format (:data:`FAMILIES`).
 
-        Written by ``render_text``, which matches ``generate_latest(self.registry)`` byte for
-        byte at a fraction of its cost on the event loop.
+        The same text ``prometheus_client.generate_latest`` writes for these families, at a
+        fraction of its cost on the event loop (see ``_prometheus_text``).
         """
-        return render_text(self), CONTENT_TYPE_LATEST
+        app_labels = [(app, f'app="{escape(app.name)}"') for app in list(self.apps.values())]
+        model_labels = [(model, f'model="{escape(model.label)}"') for model in list(self.models.values())]
+
+        out: list[str] = [APP_REQUESTS.header]
+        name = APP_REQUESTS.sample_name
+        out.extend(f"{name}{{{lb}}} {value_text(a.requests)}\n" for a, lb in app_labels)
+        out.append(APP_DEFAULTS.header)
+        name = APP_DEFAULTS.sample_name
+        out.extend(f"{name}{{{lb}}} {value_text(a.defaults)}\n" for a, lb in app_labels)
+        out.append(APP_LATENCY.header)
+        for app, label in app_labels:  # "app" sorts before "le"
+            app.latency_buckets.write(out, APP_LATENCY, label, le_first=False)
+
+        out.append(MODEL_PREDICTIONS.header)
+        name = MODEL_PREDICTIONS.sample_name
+        out.extend(f"{name}{{{lb}}} {value_text(m.predictions)}\n" for m, lb in model_labels)
+        out.append(MODEL_BATCH_SIZE.header)
+        for model, label in model_labels:  # "le" sorts before "model"
+            model.batch_buckets.write(out, MODEL_BATCH_SIZE, label, le_first=True)
+        out.append(MODEL_LATENCY.header)
+        for model, label in model_labels:
+            model.latency_buckets.write(out, MODEL_LATENCY, label, le_first=True)
+        out.append(MODEL_LOOKUPS.header)
+        name = MODEL_LOOKUPS.sample_name
+        for model, label in model_labels:
+            out.append(f'{name}{{{label},result="hit"}} {value_text(model.cache_hits)}\n')
+            out.append(f'{name}{{{label},result="miss"}} {value_text(model.cache_misses)}\n')
+            out.append(f'{name}{{{label},result="coalesced"}} {value_text(model.cache_coalesced)}\n')
+        gauges = [(label, model.gauges()) for model, label in model_labels if model.gauges is not None]
+        out.append(MODEL_QUEUE.header)
+        name = MODEL_QUEUE.sample_name
+        out.extend(f"{name}{{{lb}}} {value_text(q)}\n" for lb, (q, _) in gauges)
+        out.append(MODEL_INFLIGHT.header)
+        name = MODEL_INFLIGHT.sample_name
+        out.extend(f"{name}{{{lb}}} {value_text(b)}\n" for lb, (_, b) in gauges)
+
+        out.append(RPC_MESSAGES.header)
+        if self.rpc_messages is not None:
+            name = RPC_MESSAGES.sample_name
+            for (direction, kind), count in sorted(self.rpc_messages().items()):
+                labels = f'direction="{escape(direction)}",type="{escape(kind)}"'
+                out.append(f"{name}{{{labels}}} {value_text(count)}\n")
+        return "".join(out).encode(), CONTENT_TYPE_LATEST
 
     def render_json_report(self) -> bytes:
         """The original's ``GET /metrics`` JSON report (spec 6.2)."""
@@ -223,86 +289,3 @@ def _ratio(numerator: int, denominator: int) -> dict[str, str]:
 
 def _float_text(value: float) -> str:
     return f"{value:.17g}"
-
-
-class _Collector:
-    """Builds Prometheus metric families from a FrontendMetrics at scrape time."""
-
-    def __init__(self, metrics: FrontendMetrics) -> None:
-        self._metrics = metrics
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        m = self._metrics
-        apps = list(m.apps.values())
-        models = list(m.models.values())
-
-        requests = CounterMetricFamily(
-            "clipper_app_requests", "Queries answered per application.", labels=["app"]
-        )
-        defaults = CounterMetricFamily(
-            "clipper_app_default_predictions",
-            "Queries answered with the application's default output.",
-            labels=["app"],
-        )
-        app_latency = HistogramMetricFamily(
-            "clipper_app_prediction_latency_seconds",
-            "Time from query arrival to answer, per application.",
-            labels=["app"],
-        )
-        for app in apps:
-            requests.add_metric([app.name], app.requests)
-            defaults.add_metric([app.name], app.defaults)
-            buckets, total = app.latency_buckets.family_samples()
-            app_latency.add_metric([app.name], buckets, total)
-        yield requests
-        yield defaults
-        yield app_latency
-
-        predictions = CounterMetricFamily(
-            "clipper_model_predictions", "Inputs answered by the model's containers.", labels=["model"]
-        )
-        batch_size = HistogramMetricFamily(
-            "clipper_model_batch_size", "Inputs per batch sent to the model.", labels=["model"]
-        )
-        model_latency = HistogramMetricFamily(
-            "clipper_model_prediction_latency_seconds",
-            "Send-to-response time of batches, counted once per input.",
-            labels=["model"],
-        )
-        lookups = CounterMetricFamily(
-            "clipper_model_cache_lookups",
-            "Prediction cache lookups by result (hit, miss, coalesced).",
-            labels=["model", "result"],
-        )
-        queue_length = GaugeMetricFamily(
-            "clipper_model_queue_length", "Queries waiting in the model's queue.", labels=["model"]
-        )
-        inflight = GaugeMetricFamily(
-            "clipper_model_inflight_batches", "Batches sent and not yet answered.", labels=["model"]
-        )
-        for model in models:
-            label = [model.label]
-            predictions.add_metric(label, model.predictions)
-            buckets, total = model.batch_buckets.family_samples()
-            batch_size.add_metric(label, buckets, total)
-            buckets, total = model.latency_buckets.family_samples()
-            model_latency.add_metric(label, buckets, total)
-            lookups.add_metric([model.label, "hit"], model.cache_hits)
-            lookups.add_metric([model.label, "miss"], model.cache_misses)
-            lookups.add_metric([model.label, "coalesced"], model.cache_coalesced)
-            if model.gauges is not None:
-                queued, batches = model.gauges()
-                queue_length.add_metric(label, queued)
-                inflight.add_metric(label, batches)
-        yield from (predictions, batch_size, model_latency, lookups, queue_length, inflight)
-
-        messages = CounterMetricFamily(
-            "clipper_rpc_messages", "RPC messages by direction and type.", labels=["direction", "type"]
-        )
-        if m.rpc_messages is not None:
-            for (direction, kind), count in sorted(m.rpc_messages().items()):
-                messages.add_metric([direction, kind], count)
-        yield messages
