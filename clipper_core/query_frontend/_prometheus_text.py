@@ -11,6 +11,7 @@ sample values formatted once; ``tests/unit/test_metrics.py`` checks it byte for 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Final, Literal
 
 from prometheus_client.utils import floatToGoString
@@ -18,6 +19,8 @@ from prometheus_client.utils import floatToGoString
 __all__ = ["MetricFamily", "escape", "histogram_lines", "value_text"]
 
 MetricKind = Literal["counter", "gauge", "histogram"]
+# prometheus_client leaves floatToGoString untyped; this names the type it has.
+_go_float_text: Callable[[float], str] = floatToGoString
 
 
 class MetricFamily:
@@ -47,7 +50,7 @@ def value_text(value: float) -> str:
     """``floatToGoString`` with a fast path for the usual case, a small integer count."""
     if type(value) is int and -1_000_000 < value < 1_000_000:
         return f"{value}.0"  # what repr(float(value)) gives below Go's exponent switch
-    return str(floatToGoString(value))
+    return _go_float_text(value)
 
 
 @functools.cache

@@ -111,27 +111,34 @@ class Registry:
 
     async def reload(self) -> None:
         """Read everything from Redis and replace the in-memory copy (start-up and Resync)."""
+        # One round trip per kind of record (SCAN, then one pipeline each), not one per record.
+        store = self._store
         snapshot = _Snapshot(apps={}, links={}, current={}, models={})
-        for name in await self._store.list_app_names():
-            entry = await self._read_app(name)
-            if entry is not None:
-                snapshot.apps[name] = entry
-                snapshot.links[name] = tuple(await self._store.get_linked_models(name))
-        for name, version in await self._store.list_model_keys():
-            info = await self._read_model(name, version)
+        app_names = await store.list_app_names()
+        apps = await store.get_apps(app_names)
+        links = await store.get_links(app_names)
+        for name, app, linked in zip(app_names, apps, links, strict=True):
+            if app is not None:
+                snapshot.apps[name] = AppEntry.from_info(app)
+                snapshot.links[name] = tuple(linked)
+        model_keys = await store.list_model_keys()
+        for (name, version), info in zip(model_keys, await store.get_models(model_keys), strict=True):
             if info is not None:
                 snapshot.models[ModelId(name, version)] = info
-        for model_name in {m.name for m in snapshot.models}:
+        model_names = sorted({m.name for m in snapshot.models})
+        currents = await store.get_current_versions(model_names)
+        for model_name, current in zip(model_names, currents, strict=True):
             # A model without a current version is simply not served (the original aborted here).
-            current = await self._store.get_current_version(model_name)
             if current is not None:
                 snapshot.current[model_name] = ModelId(model_name, current)
         retired = self._install(snapshot)
         for model in retired:
-            await self._store.delete_model(model.name, model.version)
+            await store.delete_model(model.name, model.version)
         for entry in snapshot.apps.values():
             self._on_app_added(entry.name)
-            await self._store.set_selection_state(entry.name, entry.info.default_output)
+        await store.set_selection_states(
+            {entry.name: entry.info.default_output for entry in snapshot.apps.values()}
+        )
         logger.info(
             "Loaded %d applications and %d model versions from Redis",
             len(snapshot.apps),

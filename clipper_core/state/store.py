@@ -1,16 +1,22 @@
-"""Async Redis accessors: the only code that reads or writes Clipper's Redis state."""
+"""Async Redis accessors: the only code that reads or writes Clipper's Redis state.
+
+Keys are enumerated with ``SCAN`` (never ``KEYS``, which blocks Redis for the whole keyspace).
+The ``get_*s`` bulk readers send one pipeline per call, so loading N records is one round
+trip instead of N.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from clipper_core.errors import StateError
 from clipper_core.settings import RedisOptions
@@ -37,6 +43,10 @@ CONNECT_RETRY_FIRST_S: Final = 0.1
 CONNECT_RETRY_MAX_S: Final = 1.0
 CONNECT_PROBE_TIMEOUT_S: Final = 1.0
 KEYSPACE_EVENTS: Final = "AKE"
+# Keys asked for per SCAN step: large enough that a thousand records take one round trip.
+SCAN_COUNT: Final = 1000
+
+T = TypeVar("T")
 
 
 class StateStore:
@@ -137,10 +147,10 @@ class StateStore:
     # ------------------------------------------------------------------ applications
 
     async def add_app(self, app: AppInfo) -> None:
-        await self._run(self._clients[Db.APPLICATION].hset(app_key(app.name), mapping=app.to_hash()))
+        await self._run(self._clients[Db.APPLICATION].hset(app_key(app.name), mapping=_fields(app.to_hash())))
 
     async def get_app(self, name: str) -> AppInfo | None:
-        fields = await self._run(self._clients[Db.APPLICATION].hgetall(app_key(name)))
+        fields = _decoded(await self._run(self._clients[Db.APPLICATION].hgetall(app_key(name))))
         return AppInfo.from_hash(name, fields) if fields else None
 
     async def app_exists(self, name: str) -> bool:
@@ -150,12 +160,32 @@ class StateStore:
         return bool(await self._run(self._clients[Db.APPLICATION].delete(app_key(name))))
 
     async def list_app_names(self) -> list[str]:
-        return list(await self._run(self._clients[Db.APPLICATION].keys("*")))
+        return await self._scan(Db.APPLICATION)
+
+    async def get_apps(self, names: Sequence[str]) -> list[AppInfo | None]:
+        """The records of ``names`` in one round trip; None where absent or unreadable (logged)."""
+        pipe = self._clients[Db.APPLICATION].pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(app_key(name))
+        hashes: list[dict[str, str]] = await self._run(pipe.execute())
+        return [
+            _readable(f"application {name}", AppInfo.from_hash, name, fields) if fields else None
+            for name, fields in zip(names, hashes, strict=True)
+        ]
 
     # ------------------------------------------------------------------ links
 
     async def get_linked_models(self, app_name: str) -> list[str]:
-        return sorted(await self._run(self._clients[Db.APP_MODEL_LINKS].smembers(links_key(app_name))))
+        members = await self._run(self._clients[Db.APP_MODEL_LINKS].smembers(links_key(app_name)))
+        return sorted(map(str, members))
+
+    async def get_links(self, app_names: Sequence[str]) -> list[list[str]]:
+        """The sorted linked model names of each app, in one round trip."""
+        pipe = self._clients[Db.APP_MODEL_LINKS].pipeline(transaction=False)
+        for app_name in app_names:
+            pipe.smembers(links_key(app_name))
+        members: list[set[str]] = await self._run(pipe.execute())
+        return [sorted(names) for names in members]
 
     async def add_links(self, app_name: str, model_names: Iterable[str]) -> None:
         names = list(model_names)
@@ -174,11 +204,13 @@ class StateStore:
 
     async def add_model(self, model: ModelInfo) -> None:
         await self._run(
-            self._clients[Db.MODEL].hset(model_key(model.name, model.version), mapping=model.to_hash())
+            self._clients[Db.MODEL].hset(
+                model_key(model.name, model.version), mapping=_fields(model.to_hash())
+            )
         )
 
     async def get_model(self, name: str, version: str) -> ModelInfo | None:
-        fields = await self._run(self._clients[Db.MODEL].hgetall(model_key(name, version)))
+        fields = _decoded(await self._run(self._clients[Db.MODEL].hgetall(model_key(name, version))))
         return ModelInfo.from_hash(fields) if fields else None
 
     async def model_exists(self, name: str, version: str) -> bool:
@@ -186,12 +218,21 @@ class StateStore:
 
     async def list_model_keys(self) -> list[tuple[str, str]]:
         """Every registered (name, version), valid or marked invalid."""
-        keys = await self._run(self._clients[Db.MODEL].keys("*"))
-        return [parse_model_key(k) for k in keys]
+        return [parse_model_key(k) for k in await self._scan(Db.MODEL)]
 
     async def get_model_versions(self, name: str) -> list[str]:
-        keys = await self._run(self._clients[Db.MODEL].keys(model_key_pattern(name)))
-        return [parse_model_key(k)[1] for k in keys]
+        return [parse_model_key(k)[1] for k in await self._scan(Db.MODEL, model_key_pattern(name))]
+
+    async def get_models(self, models: Sequence[tuple[str, str]]) -> list[ModelInfo | None]:
+        """The records of (name, version) pairs in one round trip; None where absent or unreadable."""
+        pipe = self._clients[Db.MODEL].pipeline(transaction=False)
+        for name, version in models:
+            pipe.hgetall(model_key(name, version))
+        hashes: list[dict[str, str]] = await self._run(pipe.execute())
+        return [
+            _readable(f"model {name}:{version}", ModelInfo.from_hash, fields) if fields else None
+            for (name, version), fields in zip(models, hashes, strict=True)
+        ]
 
     async def mark_model_invalid(self, name: str, version: str) -> None:
         """``HDEL <n>:<v> valid``: the query frontend reacts by removing the version."""
@@ -207,7 +248,15 @@ class StateStore:
 
     async def get_current_version(self, name: str) -> str | None:
         value = await self._run(self._clients[Db.METADATA].get(current_version_key(name)))
-        return value or None
+        return str(value) if value else None
+
+    async def get_current_versions(self, names: Sequence[str]) -> list[str | None]:
+        """The current version of each model name, in one round trip."""
+        pipe = self._clients[Db.METADATA].pipeline(transaction=False)
+        for name in names:
+            pipe.get(current_version_key(name))
+        values: list[str | None] = await self._run(pipe.execute())
+        return [value or None for value in values]
 
     async def set_current_version(self, name: str, version: str) -> None:
         await self._run(self._clients[Db.METADATA].set(current_version_key(name), version))
@@ -216,28 +265,25 @@ class StateStore:
 
     async def add_container(self, container: ContainerInfo) -> None:
         key = container_key(container.model_name, container.model_version, container.replica_id)
-        await self._run(self._clients[Db.CONTAINER].hset(key, mapping=container.to_hash()))
+        await self._run(self._clients[Db.CONTAINER].hset(key, mapping=_fields(container.to_hash())))
 
     async def get_container(self, name: str, version: str, replica_id: int) -> ContainerInfo | None:
         fields = await self._run(
             self._clients[Db.CONTAINER].hgetall(container_key(name, version, replica_id))
         )
-        return ContainerInfo.from_hash(fields) if fields else None
+        return ContainerInfo.from_hash(_decoded(fields)) if fields else None
 
     async def list_container_ids(self) -> list[tuple[str, str, int]]:
         """Every registered replica as (model name, model version, replica id), from the keys."""
-        keys = await self._run(self._clients[Db.CONTAINER].keys("*"))
-        return [parse_container_key(k) for k in keys]
+        return [parse_container_key(k) for k in await self._scan(Db.CONTAINER)]
 
     async def list_containers(self) -> list[ContainerInfo]:
-        client = self._clients[Db.CONTAINER]
-        keys = await self._run(client.keys("*"))
-        records = []
+        keys = await self._scan(Db.CONTAINER)
+        pipe = self._clients[Db.CONTAINER].pipeline(transaction=False)
         for key in keys:
-            fields = await self._run(client.hgetall(key))
-            if fields:
-                records.append(ContainerInfo.from_hash(fields))
-        return records
+            pipe.hgetall(key)
+        hashes: list[dict[str, str]] = await self._run(pipe.execute())
+        return [ContainerInfo.from_hash(fields) for fields in hashes if fields]
 
     async def delete_container(self, name: str, version: str, replica_id: int) -> None:
         await self._run(self._clients[Db.CONTAINER].delete(container_key(name, version, replica_id)))
@@ -245,19 +291,60 @@ class StateStore:
     # ------------------------------------------------------------------ selection state (DB 1)
 
     async def set_selection_state(self, app_name: str, default_output: str) -> None:
-        import json  # the value is tiny and written once per app registration
+        await self.set_selection_states({app_name: default_output})
 
-        value = json.dumps({"y_hat": default_output}, separators=(",", ":"), ensure_ascii=False)
-        await self._run(self._clients[Db.STATE].set(selection_state_key(app_name), value))
+    async def set_selection_states(self, default_outputs: Mapping[str, str]) -> None:
+        """The selection state of each app (its default output), in one round trip."""
+        if not default_outputs:
+            return
+        pipe = self._clients[Db.STATE].pipeline(transaction=False)
+        for app_name, default_output in default_outputs.items():
+            pipe.set(selection_state_key(app_name), _selection_state(default_output))
+        await self._run(pipe.execute())
 
     async def delete_selection_state(self, app_name: str) -> None:
         await self._run(self._clients[Db.STATE].delete(selection_state_key(app_name)))
 
     # ------------------------------------------------------------------ helpers
 
+    async def _scan(self, db: Db, match: str = "*") -> list[str]:
+        """Every key of ``db`` matching ``match``, by SCAN (each key once)."""
+
+        async def keys() -> list[str]:
+            found = [key async for key in self._clients[db].scan_iter(match=match, count=SCAN_COUNT)]
+            return list(dict.fromkeys(found))  # SCAN may return a key twice during a rehash
+
+        return await self._run(keys())
+
     @staticmethod
-    async def _run(awaitable):  # type: ignore[no-untyped-def]
+    async def _run(awaitable: Awaitable[T]) -> T:
+        """Await one Redis call; a Redis failure becomes :class:`StateError`."""
         try:
             return await awaitable
         except RedisError as exc:
             raise StateError(f"Redis error: {exc}") from exc
+
+
+def _fields(record: dict[str, str]) -> dict[FieldT, EncodableT]:
+    """A record's hash as redis-py's ``hset`` types it."""
+    return {key: value for key, value in record.items()}
+
+
+def _decoded(fields: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash read back: str keys and values (every client has ``decode_responses=True``)."""
+    return {str(key): str(value) for key, value in fields.items()}
+
+
+def _readable(what: str, parse: Any, *fields: Any) -> Any:
+    """``parse(*fields)``, or None with a warning when the record cannot be read."""
+    try:
+        return parse(*fields)
+    except StateError as exc:
+        logger.warning("Ignoring %s: %s", what, exc.cause)
+        return None
+
+
+def _selection_state(default_output: str) -> str:
+    import json  # the value is tiny and written once per app registration
+
+    return json.dumps({"y_hat": default_output}, separators=(",", ":"), ensure_ascii=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -165,8 +165,10 @@ class KeyspaceWatch:
                 logger.warning("Lost the Redis keyspace subscription (%s); resubscribing", exc)
                 await asyncio.sleep(RESUBSCRIBE_DELAY_S)
             finally:
+                # redis-py leaves PubSub.aclose untyped; this names the type it has.
+                close_pubsub: Callable[[], Awaitable[None]] = pubsub.aclose
                 try:
-                    await pubsub.aclose()
+                    await close_pubsub()
                 except RedisError:
                     logger.debug("pubsub close failed", exc_info=True)
 

@@ -21,6 +21,7 @@ from clipper_core.state import (
     StateStore,
     watch_changes,
 )
+from clipper_core.state.store import SCAN_COUNT
 from tests.helpers import RedisServer, free_port, start_redis, stop_process
 
 
@@ -194,3 +195,40 @@ async def test_watch_reports_keyspace_events(store: StateStore) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_key_listings_use_scan_and_bulk_reads_one_pipeline(tmp_path: Path) -> None:
+    # KEYS is disabled on this server: every listing must SCAN (here over more than one step).
+    server = await asyncio.to_thread(start_redis, tmp_path, None, ["--rename-command", "KEYS", '""'])
+    count = SCAN_COUNT + 200
+    try:
+        async with await StateStore.connect(RedisOptions(server.host, server.port), timeout_s=5) as store:
+            with pytest.raises(StateError):  # the server really refuses KEYS
+                await store._run(store.client(Db.APPLICATION).keys("*"))
+            names = [f"app-{i}" for i in range(count)]
+            for i, name in enumerate(names):
+                await store.add_app(AppInfo(name, InputType.DOUBLES, str(i), 1000))
+                await store.add_model(ModelInfo("m", str(i), InputType.DOUBLES))
+                await store.add_links(name, [f"m{i}", "shared"])
+            await store.add_container(ContainerInfo("m", "1", 0, 3, InputType.DOUBLES))
+            await store.set_current_version("m", "7")
+            await store.client(Db.APPLICATION).hset("broken", mapping={"input_type": "nonsense"})
+
+            listed = await store.list_app_names()
+            assert sorted(listed) == sorted([*names, "broken"])
+            assert len(await store.list_model_keys()) == count
+            assert sorted(await store.get_model_versions("m"), key=int) == [str(i) for i in range(count)]
+            assert await store.list_container_ids() == [("m", "1", 0)]
+            assert [c.replica_id for c in await store.list_containers()] == [0]
+
+            apps = await store.get_apps(["app-3", "broken", "absent"])
+            assert apps[0] == AppInfo("app-3", InputType.DOUBLES, "3", 1000)
+            assert apps[1:] == [None, None]  # unreadable and absent
+            assert await store.get_links(["app-3", "absent"]) == [["m3", "shared"], []]
+            models = await store.get_models([("m", "5"), ("m", "nope")])
+            assert models == [ModelInfo("m", "5", InputType.DOUBLES), None]
+            assert await store.get_current_versions(["m", "other"]) == ["7", None]
+            await store.set_selection_states({"app-1": "a", "app-2": "b"})
+            assert await store.client(Db.STATE).get("app-2:0:0") == '{"y_hat":"b"}'
+    finally:
+        stop_process(server.process)
