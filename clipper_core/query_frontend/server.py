@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -28,7 +28,7 @@ from clipper_core.query_frontend.rpc_service import RpcService
 from clipper_core.settings import QuerySettings
 from clipper_core.state import Barrier, Db, KeyspaceWatch, Resync, StateChange, StateStore
 
-__all__ = ["QueryFrontend", "serve", "start_gateway"]
+__all__ = ["QueryFrontend", "request_factory", "serve", "start_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,23 @@ async def _after(
 def _log_task_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("Keyspace watcher stopped", exc_info=task.exception())
+
+
+RequestFactory = Callable[[Any, Any, Any, Any, Any], web.BaseRequest]
+
+
+def request_factory(loop: asyncio.AbstractEventLoop, max_body_bytes: int) -> RequestFactory:
+    """``web.Server``'s request factory: a plain ``BaseRequest`` with our body limit.
+
+    aiohttp answers 413 when a handler reads a body over ``client_max_size``. Building the
+    request by hand leans on aiohttp internals (the factory's arguments, BaseRequest's
+    constructor): tests/integration/test_pinned_internals.py watches them.
+    """
+
+    def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes)
+
+    return make_request
 
 
 async def start_gateway(store: StateStore, settings: QuerySettings, metrics: FrontendMetrics) -> ModelGateway:
@@ -156,17 +173,7 @@ class QueryFrontend:
 
         processor = self.processor = QueryProcessor(registry, gateway, metrics, barrier)
         routes = QueryRoutes(QueryHandlers(processor, metrics, health=self._health))
-        max_body_bytes = settings.max_request_bytes
-        loop = asyncio.get_running_loop()
-
-        def make_request(
-            message: Any, payload: Any, protocol: Any, writer: Any, task: Any
-        ) -> web.BaseRequest:
-            # aiohttp answers 413 when a handler reads a body over client_max_size.
-            return web.BaseRequest(
-                message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes
-            )
-
+        make_request = request_factory(asyncio.get_running_loop(), settings.max_request_bytes)
         # Low-level server, not a web.Application: see the handlers module for why.
         # No access log: one INFO line per query is too costly on the hot path.
         server = web.Server(routes, request_factory=make_request, access_log=None)
