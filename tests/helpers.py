@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,10 @@ __all__ = [
     "free_port",
     "start_redis",
     "stop_process",
+    "tiny_wheel",
     "wait_for_port",
+    "wait_until",
+    "wait_until_async",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,3 +96,23 @@ def tiny_wheel(directory: Path, module: str, value: str) -> Path:
             archive.writestr(name, text)
         archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
     return wheel
+
+
+async def wait_until(predicate: Callable[[], object], timeout_s: float = 5.0) -> None:
+    """Poll ``predicate`` until true (TimeoutError after ``timeout_s``)."""
+    async with asyncio.timeout(timeout_s):
+        for _ in iter(int, 1):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def wait_until_async(
+    fetch: Callable[[], Awaitable[object]], expected: object, timeout_s: float = 5.0
+) -> None:
+    """Poll ``await fetch()`` until it equals ``expected``."""
+    async with asyncio.timeout(timeout_s):
+        for _ in iter(int, 1):
+            if await fetch() == expected:
+                return
+            await asyncio.sleep(0.02)

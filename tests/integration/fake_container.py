@@ -29,26 +29,6 @@ from clipper_core.rpc import (
 Handler = Callable[[list[bytes]], Awaitable[list[bytes]] | list[bytes]]
 
 
-async def wait_until(predicate: Callable[[], object], timeout_s: float = 5.0) -> None:
-    """Poll ``predicate`` until true (TimeoutError after ``timeout_s``)."""
-    async with asyncio.timeout(timeout_s):
-        for _ in iter(int, 1):
-            if predicate():
-                return
-            await asyncio.sleep(0.01)
-
-
-async def wait_until_async(
-    fetch: Callable[[], Awaitable[object]], expected: object, timeout_s: float = 5.0
-) -> None:
-    """Poll ``await fetch()`` until it equals ``expected``."""
-    async with asyncio.timeout(timeout_s):
-        for _ in iter(int, 1):
-            if await fetch() == expected:
-                return
-            await asyncio.sleep(0.02)
-
-
 def echo_handler(inputs: list[bytes]) -> list[bytes]:
     return [b"out:" + item for item in inputs]
 

@@ -13,8 +13,8 @@ import pytest
 from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.settings import RedisOptions
 from clipper_core.state import ModelId, StateStore
-from tests.helpers import RedisServer
-from tests.integration.fake_container import FakeContainer, wait_until
+from tests.helpers import RedisServer, wait_until
+from tests.integration.fake_container import FakeContainer
 from tests.integration.gateway_harness import predict, start
 
 MODEL = ModelId("m", "1")

@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 from tests.helpers import free_port, stop_process
+from tests.integration.cluster_processes import eventually
 from tests.integration.container_harness import (  # noqa: F401 (fixtures)
     FAST_KEEPALIVE,
     HEARTBEAT,
@@ -227,8 +228,9 @@ def test_reconnects_with_a_new_socket_after_the_frontend_goes_away(
     )
     frontend.register()
     frontend.close()
-    # Down for well over the activity timeout: the old session gives up and closes its socket.
-    time.sleep(3.0)
+    # Down for longer than the activity timeout: the old session gives up, closes its socket
+    # and a second one starts.
+    eventually(lambda: "session 2: connecting" in container.log or None, timeout_s=15, what="a new session")
     revived = FakeFrontend(zmq_context, frontend.port)
     try:
         identity, frames = revived.recv()

@@ -16,8 +16,8 @@ from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.rpc import HeartbeatType, InputType
 from clipper_core.settings import RedisOptions
 from clipper_core.state import ModelId, ModelInfo, StateStore
-from tests.helpers import RedisServer, stop_process
-from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
+from tests.helpers import RedisServer, stop_process, wait_until, wait_until_async
+from tests.integration.fake_container import FakeContainer
 from tests.integration.gateway_harness import predict, start
 
 MODEL = ModelId("m", "1")
@@ -42,6 +42,10 @@ def deadline_in(seconds: float) -> float:
 
 def batch_size_in_force(gateway: ModelGateway, model: ModelId) -> int:
     return gateway._lanes[model].queue.batch_size
+
+
+def queue_length(gateway: ModelGateway, model: ModelId) -> int:
+    return len(gateway._lanes[model].queue)
 
 
 async def connect(gateway: ModelGateway, **kwargs: object) -> FakeContainer:
@@ -112,7 +116,7 @@ async def test_fixed_batch_size_groups_concurrent_queries(
         first = asyncio.create_task(predict(gateway, MODEL, b"q0", deadline_in(5)))
         await wait_until(lambda: len(container.requests) == 1)
         rest = [asyncio.create_task(predict(gateway, MODEL, b"q%d" % i, deadline_in(5))) for i in range(1, 8)]
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: queue_length(gateway, MODEL) == 7)
         release.set()
         results = await asyncio.gather(first, *rest)
         assert results == [b"q%d" % i for i in range(8)]
@@ -155,7 +159,7 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
         in_flight = asyncio.create_task(predict(gateway, MODEL, b"a", deadline_in(30)))
         await wait_until(lambda: len(container.requests) == 1)
         queued = asyncio.create_task(predict(gateway, MODEL, b"b", deadline_in(30)))
-        await asyncio.sleep(0.02)
+        await wait_until(lambda: queue_length(gateway, MODEL) == 1)
         gateway.remove_model(MODEL)
         for task in (in_flight, queued):
             with pytest.raises(ModelFailed):
@@ -283,7 +287,7 @@ async def test_batch_size_changes_live(gateway: ModelGateway) -> None:
         first = asyncio.create_task(predict(gateway, MODEL, b"first", deadline_in(10)))
         await wait_until(lambda: len(container.requests) == 1)
         queued = [asyncio.create_task(predict(gateway, MODEL, b"%d" % i, deadline_in(10))) for i in range(5)]
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: queue_length(gateway, MODEL) == 5)
         gateway.set_batch_size(MODEL, 5)
         release.set()
         await asyncio.gather(first, *queued)

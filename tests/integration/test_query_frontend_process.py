@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from clipper_core.errors import StateError
 from clipper_core.query_frontend.server import QueryFrontend
 from clipper_core.settings import QuerySettings, RedisOptions
 from tests.helpers import PYTHON, RedisServer, free_port, stop_process, wait_for_port
+from tests.integration.cluster_processes import eventually
 
 
 def test_runs_as_a_module_and_stops_on_sigterm(
@@ -75,23 +75,30 @@ def test_negative_cache_size_exits_with_a_message(subprocess_env: dict[str, str]
     assert b"--prediction_cache_size" in result.stderr and b"negative" in result.stderr
 
 
-def test_unreachable_redis_keeps_retrying_rather_than_crashing(subprocess_env: dict[str, str]) -> None:
+def test_unreachable_redis_keeps_retrying_rather_than_crashing(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     port = free_port()
     env = dict(subprocess_env, CLIPPER_REDIS_PORT=str(free_port()), CLIPPER_QUERY_PORT=str(port))
-    process = subprocess.Popen(
-        [PYTHON, "-m", "clipper_core.query_frontend", "--redis_ip", "127.0.0.1", "--host", "127.0.0.1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "clipper_core.query_frontend", "--redis_ip", "127.0.0.1", "--host", "127.0.0.1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
-        time.sleep(2)
+        eventually(
+            lambda: "Waiting for Redis" in stderr_path.read_text(errors="replace") or None,
+            what="the frontend to report that it waits for Redis",
+        )
         assert process.poll() is None  # still waiting for Redis, as the original's retry loop
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
     finally:
         stop_process(process)
-    assert b"Waiting for Redis" in process.stderr.read()  # type: ignore[union-attr]
+    assert "Waiting for Redis" in stderr_path.read_text(errors="replace")
 
 
 @pytest.fixture

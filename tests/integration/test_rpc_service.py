@@ -27,8 +27,8 @@ from clipper_core.rpc import (
 from clipper_core.rpc import PredictResponse as Response
 from clipper_core.settings import RedisOptions
 from clipper_core.state import ContainerInfo, ModelId, StateStore
-from tests.helpers import RedisServer
-from tests.integration.fake_container import FakeContainer, wait_until, wait_until_async
+from tests.helpers import RedisServer, wait_until, wait_until_async
+from tests.integration.fake_container import FakeContainer
 
 U32 = struct.Struct("<I")
 

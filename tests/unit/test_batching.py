@@ -24,6 +24,7 @@ from clipper_core.query_frontend.batching import (
 )
 from clipper_core.rpc import InputType
 from clipper_core.state import ModelId
+from tests.helpers import wait_until
 
 MODEL = ModelId("m", "1")
 
@@ -219,7 +220,7 @@ async def test_expire_overdue_without_any_replica() -> None:
 async def test_take_batch_waits_for_work() -> None:
     queue = ModelQueue(MODEL)
     taker = asyncio.create_task(queue.take_batch(4))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(queue._waiters) == 1)
     assert not taker.done()
     query = make_query(b"a", now() + 10)
     queue.put(query)
@@ -230,7 +231,7 @@ async def test_cancelled_waiter_does_not_swallow_a_wakeup() -> None:
     queue = ModelQueue(MODEL)
     first = asyncio.create_task(queue.take_batch(1))
     second = asyncio.create_task(queue.take_batch(1))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(queue._waiters) == 2)
     query = make_query(b"a", now() + 10)
     queue.put(query)  # wakes `first` ...
     first.cancel()  # ... which goes away before running
@@ -240,7 +241,7 @@ async def test_cancelled_waiter_does_not_swallow_a_wakeup() -> None:
 async def test_two_waiters_both_get_work() -> None:
     queue = ModelQueue(MODEL)
     takers = [asyncio.create_task(queue.take_batch(1)) for _ in range(2)]
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(queue._waiters) == 2)
     queue.put(make_query(b"a", now() + 10))
     queue.put(make_query(b"b", now() + 10))
     results = await asyncio.wait_for(asyncio.gather(*takers), 1)
@@ -250,7 +251,7 @@ async def test_two_waiters_both_get_work() -> None:
 async def test_close_fails_queued_queries_and_wakes_waiters() -> None:
     queue = ModelQueue(MODEL)
     waiter = asyncio.create_task(queue.take_batch(1))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(queue._waiters) == 1)
     queue.close(ModelFailed("model removed"))
     with pytest.raises(QueueClosed):
         await asyncio.wait_for(waiter, 1)

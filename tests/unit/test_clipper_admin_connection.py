@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psutil
 import pytest
 
 import clipper_admin
@@ -73,9 +74,13 @@ def test_connect_to_a_missing_cluster_says_so(conn: ClipperConnection) -> None:
     assert conn.connected is False
 
 
-def test_stop_all_needs_no_connection_and_is_idempotent(conn: ClipperConnection) -> None:
+def test_stop_all_needs_no_connection_and_is_idempotent(conn: ClipperConnection, tmp_path) -> None:
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     conn.stop_all()
     conn.stop_all(graceful=False)
+    # Nothing was started and nothing is left: no new process, no cluster recorded.
+    assert {child.pid for child in psutil.Process().children(recursive=True)} <= before
+    assert not (tmp_path / "clusters" / "unit" / "cluster.json").exists()
 
 
 def test_retry_retries_then_lets_the_last_error_through(caplog: pytest.LogCaptureFixture) -> None:
