@@ -1,10 +1,18 @@
-"""ManagementSettings.parse: flags over CLIPPER_<FLAG> over defaults; validation at start-up."""
+"""ManagementSettings.parse and QuerySettings.parse: flags over CLIPPER_<FLAG> over defaults; validation."""
 
 from __future__ import annotations
 
 import pytest
 
-from clipper_core.settings import LoggingOptions, ManagementSettings, QuerySettings, RedisOptions
+from clipper_core.settings import (
+    DEFAULT_BATCH_RESPONSE_GRACE_S,
+    DEFAULT_BATCH_WAIT_S,
+    DEFAULT_INACTIVITY_TIMEOUT_S,
+    LoggingOptions,
+    ManagementSettings,
+    QuerySettings,
+    RedisOptions,
+)
 
 
 def test_defaults_are_the_originals_but_listen_on_the_loopback() -> None:
@@ -58,22 +66,33 @@ def test_password_sources_in_order() -> None:
     assert ManagementSettings.parse([], {"REDIS_PASSWORD": ""}).redis.password is None
 
 
+MS, QS = ManagementSettings, QuerySettings
+
+
 @pytest.mark.parametrize(
-    ("argv", "env", "fragment"),
+    ("settings", "argv", "env", "fragment"),
     [
-        (["--port", "70000"], {}, "invalid value for --port: port 70000 is outside 0-65535"),
-        (["--redis_port", "abc"], {}, "invalid value for --redis_port: 'abc' is not a port number"),
-        ([], {"CLIPPER_REDIS_PORT": "-1"}, "environment variable CLIPPER_REDIS_PORT"),
-        (["--log_level", "LOUD"], {}, "is not a log level"),
-        (["--host", " "], {}, "host must not be empty"),
-        (["--rpc_service_port", "7000"], {}, "unrecognized arguments: --rpc_service_port"),
+        (MS, ["--port", "70000"], {}, "invalid value for --port: port 70000 is outside 0-65535"),
+        (MS, ["--redis_port", "abc"], {}, "invalid value for --redis_port: 'abc' is not a port number"),
+        (MS, [], {"CLIPPER_REDIS_PORT": "-1"}, "environment variable CLIPPER_REDIS_PORT"),
+        (MS, ["--log_level", "LOUD"], {}, "is not a log level"),
+        (MS, ["--host", " "], {}, "host must not be empty"),
+        (MS, ["--rpc_service_port", "7000"], {}, "unrecognized arguments: --rpc_service_port"),
+        (QS, ["--batch_wait_s", "-1"], {}, "invalid value for --batch_wait_s: -1.0 is negative"),
+        (QS, ["--batch_response_grace_s", "0"], {}, "--batch_response_grace_s: 0.0 must be a positive"),
+        (QS, [], {"CLIPPER_INACTIVITY_TIMEOUT_S": "soon"}, "'soon' is not a number"),
+        (QS, ["--inactivity_timeout_s", "inf"], {}, "'inf' is not a finite number"),
     ],
 )
 def test_bad_values_exit_with_a_message(
-    argv: list[str], env: dict[str, str], fragment: str, capsys: pytest.CaptureFixture[str]
+    settings: type[ManagementSettings | QuerySettings],
+    argv: list[str],
+    env: dict[str, str],
+    fragment: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as info:
-        ManagementSettings.parse(argv, env)
+        settings.parse(argv, env)
     assert info.value.code == 2
     assert fragment in capsys.readouterr().err
 
@@ -84,3 +103,33 @@ def test_model_containers_port_variable_does_not_move_the_frontends() -> None:
     assert ManagementSettings.parse([], env).port == 1338
     assert QuerySettings.parse([], env).port == 1337
     assert QuerySettings.parse([], {"CLIPPER_QUERY_PORT": "2001"}).port == 2001
+
+
+def test_model_side_defaults() -> None:
+    settings = QuerySettings.parse([], {})
+    assert settings.batch_wait_s == DEFAULT_BATCH_WAIT_S == 0.0
+    assert settings.batch_response_grace_s == DEFAULT_BATCH_RESPONSE_GRACE_S == 30.0
+    assert settings.inactivity_timeout_s == DEFAULT_INACTIVITY_TIMEOUT_S == 30.0
+    assert settings == QuerySettings()
+
+
+def test_model_side_knobs_from_flags_and_environment() -> None:
+    env = {
+        "CLIPPER_BATCH_WAIT_S": "0.002",
+        "CLIPPER_BATCH_RESPONSE_GRACE_S": "5",
+        "CLIPPER_INACTIVITY_TIMEOUT_S": "2.5",
+    }
+    from_env = QuerySettings.parse([], env)
+    assert (from_env.batch_wait_s, from_env.batch_response_grace_s, from_env.inactivity_timeout_s) == (
+        0.002,
+        5.0,
+        2.5,
+    )
+    from_flags = QuerySettings.parse(
+        ["--batch_wait_s=0", "--batch_response_grace_s", "1.5", "--inactivity_timeout_s", "9"], env
+    )
+    assert (from_flags.batch_wait_s, from_flags.batch_response_grace_s, from_flags.inactivity_timeout_s) == (
+        0.0,
+        1.5,
+        9.0,
+    )
