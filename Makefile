@@ -19,10 +19,12 @@ install-python:
 lint: install-python
 	$(PYTHON) -m ruff check .
 	lint-imports
+	$(PYTHON) -m mypy
 
 test: install
 	$(PYTHON) -m ruff check .
 	lint-imports
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (DESIGN.md section 5). wrk comes from Debian; bench-smoke also runs inside make test
@@ -46,7 +48,7 @@ quickstart: install
 	$(PYTHON) examples/basic_query/example.py
 
 clean:
-	rm -rf build *.egg-info .pytest_cache .ruff_cache
+	rm -rf build *.egg-info .pytest_cache .ruff_cache .mypy_cache
 
 # Docker: Clipper's images from dockerfiles/ (repository root as context), tagged
 # clipper/<image>:<clipper_admin version>. RUN steps use the host network, which also works on
