@@ -16,7 +16,7 @@ import pytest
 from clipper_core.query_frontend.server import QueryFrontend
 from clipper_core.rpc import InputType
 from clipper_core.settings import QuerySettings, RedisOptions
-from clipper_core.state import AppInfo, RedisSettings, StateStore
+from clipper_core.state import AppInfo, StateStore
 from tests.helpers import free_port, start_redis, stop_process
 
 
@@ -38,7 +38,7 @@ async def test_apps_registered_after_a_redis_restart_are_served(tmp_path: Path, 
     frontend = await QueryFrontend.start(settings)
     second = None
     try:
-        async with await StateStore.connect(RedisSettings(first.host, first.port), timeout_s=10) as store:
+        async with await StateStore.connect(RedisOptions(first.host, first.port), timeout_s=10) as store:
             await store.add_app(AppInfo("before", InputType.DOUBLES, "none", 1_000_000))
             await eventually(lambda: frontend.registry.app("before") is not None, "app before")  # type: ignore[union-attr]
             first.process.send_signal(stop_signal)
