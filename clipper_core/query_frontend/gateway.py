@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any, Final
+from typing import Final
 
 from clipper_core.errors import ModelFailed, NoConnectedModels, StateError
 from clipper_core.query_frontend.batching import (
@@ -28,6 +27,7 @@ from clipper_core.query_frontend.batching import (
     Replica,
 )
 from clipper_core.query_frontend.cache import CacheKey, PredictionCache
+from clipper_core.query_frontend.futures import BackgroundTasks
 from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
 from clipper_core.query_frontend.rpc_service import RpcService
 from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
@@ -84,13 +84,13 @@ class ModelGateway:
         self.batch_wait_s = batch_wait_s
         self._lanes: dict[ModelId, _ModelLane] = {}
         self._batch_sizes: dict[ModelId, int] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(logger, "Model gateway")
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """Start the expiry sweeper; call on the serving loop before replicas can arrive."""
         self._loop = asyncio.get_running_loop()
-        self._spawn(self._sweep_forever())
+        self._tasks.spawn(self._sweep_forever())
 
     async def aclose(self) -> None:
         """Fail queued queries, stop the replicas and the RPC service."""
@@ -102,10 +102,7 @@ class ModelGateway:
         await self.rpc.aclose()
         for replica in replicas:
             await replica.wait_stopped()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     async def __aenter__(self) -> ModelGateway:
         return self
@@ -264,14 +261,3 @@ class ModelGateway:
             now = loop.time()
             for lane in list(self._lanes.values()):
                 lane.queue.expire_overdue(now)
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Model gateway background task failed", exc_info=task.exception())

@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
 
 import zmq
 
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
-from clipper_core.query_frontend.futures import fail_unless_done
+from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
 from clipper_core.rpc import (
     ContainerError,
     ContainerHeartbeat,
@@ -125,7 +125,7 @@ class RpcService:
         self._next_connection_id = 0
         self._next_message_id = 0
         self._replica_counters: dict[ModelId, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks(logger, "RPC service")
         self._drain_scheduled = False
         self._checker: asyncio.Task[None] | None = None
         # (direction, message type name) -> count; read by the metrics collector.
@@ -157,8 +157,8 @@ class RpcService:
         self._ctx, self._sock = ctx, sock
         self._fd = cast(int, sock.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._drain)
-        self._checker = self._spawn(self._check_activity_forever())
-        self._spawn(self._probe_busy_forever())
+        self._checker = self._tasks.spawn(self._check_activity_forever())
+        self._tasks.spawn(self._probe_busy_forever())
         self._schedule_drain()
         logger.info("RPC service listening on tcp://%s:%d", host, self.port)
 
@@ -171,10 +171,7 @@ class RpcService:
         for entry in list(self._inflight.values()):
             fail_unless_done(entry.future, ModelFailed("the query frontend is shutting down"))
         self._inflight.clear()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         self._sock.close(0)
         assert self._ctx is not None
         self._ctx.term()
@@ -362,7 +359,7 @@ class RpcService:
             "Model container %s replica %d registered (connection %d, input type %s)",
             model, replica_id, connection_id, message.input_type.readable_name,
         )
-        conn.registration = self._spawn(self._publish_replica(conn))
+        conn.registration = self._tasks.spawn(self._publish_replica(conn))
 
     async def _publish_replica(self, conn: _Connection) -> None:
         try:
@@ -438,7 +435,7 @@ class RpcService:
             return  # already unregistered and its record deleted with the model
         if self.listener is not None and (conn.registration is None or conn.registration.done()):
             self.listener.replica_removed(conn.info)
-        self._spawn(self._delete_record(conn))
+        self._tasks.spawn(self._delete_record(conn))
 
     def retire_model(self, model: ModelId) -> list[ContainerInfo]:
         """The model version was deleted: stop routing to its replicas, DEL their DB 3 records."""
@@ -447,7 +444,7 @@ class RpcService:
             if conn.info.model_id == model and not conn.is_retired:
                 conn.is_retired = True
                 self._fail_inflight(conn, ModelFailed(f"model {model} was removed"))
-                self._spawn(self._delete_record(conn))
+                self._tasks.spawn(self._delete_record(conn))
                 retired.append(conn.info)
         return retired
 
@@ -475,16 +472,6 @@ class RpcService:
         counts = self.message_counts
         counts[key] = counts.get(key, 0) + 1
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("RPC service background task failed", exc_info=task.exception())
 
 
 # Frame-level socket calls on the hot path go straight to pyzmq's compiled backend with int
