@@ -63,6 +63,7 @@ DEFAULT_BATCH_RESPONSE_GRACE_S: Final = 30.0
 DEFAULT_INACTIVITY_TIMEOUT_S: Final = 30.0
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 class SettingsError(ValueError):
@@ -108,17 +109,15 @@ def _parse_int(text: str) -> int:
         raise SettingsError(f"{text!r} is not an integer") from None
 
 
-def parse_non_negative_int(text: str) -> int:
-    value = _parse_int(text)
+def _non_negative(value: N, unit: str = "") -> N:
     if value < 0:
-        raise SettingsError(f"{value} is negative; it must be 0 or more")
+        raise SettingsError(f"{value} is negative; it must be 0 or more{unit}")
     return value
 
 
-def parse_positive_int(text: str) -> int:
-    value = _parse_int(text)
+def _positive(value: N, unit: str = "") -> N:
     if value <= 0:
-        raise SettingsError(f"{value} must be positive")
+        raise SettingsError(f"{value} must be positive{unit}")
     return value
 
 
@@ -132,18 +131,20 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def parse_non_negative_int(text: str) -> int:
+    return _non_negative(_parse_int(text))
+
+
+def parse_positive_int(text: str) -> int:
+    return _positive(_parse_int(text))
+
+
 def parse_non_negative_seconds(text: str) -> float:
-    value = _parse_float(text)
-    if value < 0:
-        raise SettingsError(f"{value} is negative; it must be 0 or more seconds")
-    return value
+    return _non_negative(_parse_float(text), " seconds")
 
 
 def parse_positive_seconds(text: str) -> float:
-    value = _parse_float(text)
-    if value <= 0:
-        raise SettingsError(f"{value} must be a positive number of seconds")
-    return value
+    return _positive(_parse_float(text), " (seconds)")
 
 
 # ---------------------------------------------------------------------------- flag plumbing

@@ -79,7 +79,7 @@ MS, QS = ManagementSettings, QuerySettings
         (MS, ["--host", " "], {}, "host must not be empty"),
         (MS, ["--rpc_service_port", "7000"], {}, "unrecognized arguments: --rpc_service_port"),
         (QS, ["--batch_wait_s", "-1"], {}, "invalid value for --batch_wait_s: -1.0 is negative"),
-        (QS, ["--batch_response_grace_s", "0"], {}, "--batch_response_grace_s: 0.0 must be a positive"),
+        (QS, ["--batch_response_grace_s", "0"], {}, "grace_s: 0.0 must be positive (seconds)"),
         (QS, [], {"CLIPPER_INACTIVITY_TIMEOUT_S": "soon"}, "'soon' is not a number"),
         (QS, ["--inactivity_timeout_s", "inf"], {}, "'inf' is not a finite number"),
     ],
