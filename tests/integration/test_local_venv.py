@@ -9,6 +9,7 @@ their own packages) and the model's own ``pkgs_to_install``.
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,16 @@ def test_pkgs_to_install_from_inside_a_virtual_environment(
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(parent)],
                    check=True, timeout=120)
     parent_python = parent / "bin" / "python"
+    # The project venv has what this test runs with (clipper's dependencies). Where this
+    # interpreter is itself a venv (python:3.11-slim's /usr/local), --system-site-packages
+    # alone would not show them: add its package dirs as the user's own installs would be.
+    parent_site = subprocess.run(
+        [str(parent_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    (Path(parent_site) / "_test_runner_packages.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n", encoding="utf-8"
+    )
     # A package only the user's venv has (not the base interpreter the model venv inherits).
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(parent_python), "install", "--no-index",
