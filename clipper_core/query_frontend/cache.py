@@ -110,6 +110,22 @@ class PredictionCache(Generic[P]):
         """Completed keys, least recently used first (for tests and debugging)."""
         return list(self._entries)
 
+    def purge_model(self, name: str, version: str) -> int:
+        """Forget every output and pending record of one model version; returns how many outputs.
+
+        Called when the version is removed: the same name and version may be deployed again
+        with another model, whose answers must not be the old ones. A scan of the whole
+        cache, so removals pay for it and lookups stay a single dict probe.
+        """
+        entries = self._entries
+        doomed = [key for key in entries if key[0] == name and key[1] == version]
+        for key in doomed:
+            self.size_bytes -= entry_size_bytes(key, entries.pop(key))
+        pending = self._pending
+        for key in [key for key in pending if key[0] == name and key[1] == version]:
+            del pending[key]
+        return len(doomed)
+
     def clear(self) -> None:
         self._entries.clear()
         self._pending.clear()

@@ -159,12 +159,15 @@ class ModelGateway:
     def batch_done(
         self, queue: ModelQueue, batch: list[PendingQuery], outputs: list[bytes], latency_s: float
     ) -> None:
+        lane = self._lanes.get(queue.model)
+        if lane is None or lane.queue is not queue:
+            # The version was removed after this batch was answered: its outputs must not
+            # outlive it in the cache (the same name:version may come back as another model).
+            return
         put = self.cache.put
         for query, output in zip(batch, outputs, strict=True):
             put(query.key, output)
-        lane = self._lanes.get(queue.model)
-        if lane is not None and lane.queue is queue:
-            self.metrics.record_batch(lane.stats, len(batch), latency_s)
+        self.metrics.record_batch(lane.stats, len(batch), latency_s)
 
     def queries_dropped(self, queue: ModelQueue, queries: list[PendingQuery]) -> None:
         discard = self.cache.discard_pending
@@ -190,11 +193,14 @@ class ModelGateway:
 
     def remove_model(self, model: ModelId) -> None:
         """The version was deleted: fail its queued and in-flight queries, drop its replicas,
-        delete their DB 3 records."""
+        delete their DB 3 records and forget its cached outputs."""
         lane = self._lanes.pop(model, None)
         if lane is not None:
             lane.queue.close(ModelFailed(f"model {model} was removed"))
         self.rpc.retire_model(model)
+        purged = self.cache.purge_model(model.name, model.version)
+        if purged:
+            logger.info("Forgot %d cached outputs of %s", purged, model)
         self._batch_sizes.pop(model, None)
         self.metrics.remove_model(str(model))
 

@@ -1,6 +1,7 @@
 """LocalContainerManager scaling (issue 5, long suite): a model scaled to zero replicas answers the
-default with "No connected models found for query" and serves again when scaled back up; and
-``stop_all()`` leaves no process behind after replicas were added and removed."""
+default with "No connected models found for query" and serves again when scaled back up;
+``stop_all()`` leaves no process behind after replicas were added and removed; a removed version's
+cached outputs are never served (issue 10.5)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,28 @@ def test_zero_replicas_answer_no_connected_models_then_scale_back(local: Local) 
 
     conn.set_num_replicas(model, 1)
     assert _until(conn, app, want_default=False)["output"] == 3.0
+
+
+def test_cached_output_of_a_removed_version_is_never_served(local: Local) -> None:
+    """Stop (and so unregister) a version, deploy the same name:version with another function:
+    the same input gets the new function's answer, not the old cached one."""
+    conn, _manager = local
+    app, model = f"cache-{uuid.uuid4().hex[:6]}", f"cm-{uuid.uuid4().hex[:6]}"
+    conn.register_application(app, "doubles", "DEFAULT", 5_000_000)
+    python_deployer.deploy_python_closure(conn, model, 1, "doubles", lambda xs: ["old" for _ in xs])
+    conn.link_model_to_app(app, model)
+    url = f"http://{conn.get_query_addr()}/{app}/predict"
+    body = {"input": [4.0, 2.0]}
+    assert _until(conn, app, want_default=False)["output"] == "old"
+    assert requests.post(url, json=body, timeout=30).json()["output"] == "old"  # now cached
+
+    conn.stop_versioned_models({model: ["1"]})
+    python_deployer.deploy_python_closure(conn, model, 1, "doubles", lambda xs: ["new" for _ in xs])
+    deadline = time.monotonic() + 20
+    while (answer := requests.post(url, json=body, timeout=30).json())["default"]:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
+    assert answer["output"] == "new", answer
 
 
 def test_stop_all_after_scaling_leaves_no_process(local: Local) -> None:

@@ -171,6 +171,37 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
         release.set()
 
 
+async def test_removed_model_outputs_leave_the_cache(gateway: ModelGateway) -> None:
+    async with await connect(gateway):
+        assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
+        assert gateway.cached_output(MODEL, b"x") == b"out:x"
+        gateway.remove_model(MODEL)
+        assert gateway.cached_output(MODEL, b"x") is None
+
+
+async def test_answer_arriving_as_the_model_is_removed_does_not_fill_the_cache(
+    gateway: ModelGateway,
+) -> None:
+    """The response is in, but the batcher has not handed it on yet when the version goes."""
+    rpc = gateway.rpc
+    send_batch = rpc.send_batch
+
+    def send_then_remove(
+        connection_id: int, input_type: InputType, inputs: list[bytes]
+    ) -> asyncio.Future[list[bytes]]:
+        future = send_batch(connection_id, input_type, inputs)
+        # Runs before the batcher's own wake-up callback (registered later, when it awaits).
+        future.add_done_callback(lambda _f: gateway.remove_model(MODEL))
+        return future
+
+    async with await connect(gateway):
+        rpc.send_batch = send_then_remove  # type: ignore[method-assign]
+        await asyncio.shield(gateway.submit(MODEL, b"x", deadline_in(5)))
+        await asyncio.sleep(0)
+        assert gateway.cached_output(MODEL, b"x") is None
+        assert gateway.cache.get_pending((MODEL.name, MODEL.version, b"x")) is None
+
+
 async def test_late_output_fills_the_cache_after_the_caller_gave_up(gateway: ModelGateway) -> None:
     release = asyncio.Event()
 

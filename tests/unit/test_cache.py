@@ -170,6 +170,26 @@ def test_oversize_put_still_clears_pending() -> None:
     assert cache.get_pending(key(b"a")) is None
 
 
+def test_purge_model_forgets_only_that_version() -> None:
+    cache: PredictionCache[object] = PredictionCache(10_000)
+    cache.put(key(b"a", "m", "1"), b"old")
+    cache.put(key(b"b", "m", "1"), b"old")
+    cache.put(key(b"a", "m", "2"), b"v2")
+    cache.put(key(b"a", "m1", ""), b"other")  # a name that prefixes-matches must survive
+    cache.set_pending(key(b"c", "m", "1"), "in flight")
+    cache.set_pending(key(b"c", "m", "2"), "kept")
+    assert cache.purge_model("m", "1") == 2
+    assert cache.get(key(b"a", "m", "1")) is None and cache.get(key(b"b", "m", "1")) is None
+    assert cache.get_pending(key(b"c", "m", "1")) is None
+    assert cache.get(key(b"a", "m", "2")) == b"v2"
+    assert cache.get(key(b"a", "m1", "")) == b"other"
+    assert cache.get_pending(key(b"c", "m", "2")) == "kept"
+    assert cache.size_bytes == entry_size_bytes(key(b"a", "m", "2"), b"v2") + entry_size_bytes(
+        key(b"a", "m1", ""), b"other"
+    )
+    assert cache.purge_model("m", "1") == 0
+
+
 def test_clear() -> None:
     cache: PredictionCache[str] = PredictionCache(10_000)
     cache.put(key(b"a"), b"x")
