@@ -4,6 +4,7 @@ from clipper_core.errors import RpcProtocolError
 from clipper_core.rpc.codec import (
     decode_from_container,
     decode_from_frontend,
+    encode_container_draining,
     encode_container_error,
     encode_container_heartbeat,
     encode_heartbeat_reply,
@@ -13,6 +14,7 @@ from clipper_core.rpc.codec import (
 )
 from clipper_core.rpc.messages import (
     RPC_VERSION,
+    ContainerDraining,
     ContainerError,
     ContainerErrorKind,
     ContainerHeartbeat,
@@ -28,6 +30,7 @@ from clipper_core.rpc.messages import (
 
 __all__ = [
     "RPC_VERSION",
+    "ContainerDraining",
     "ContainerError",
     "ContainerErrorKind",
     "ContainerHeartbeat",
@@ -42,6 +45,7 @@ __all__ = [
     "RpcProtocolError",
     "decode_from_container",
     "decode_from_frontend",
+    "encode_container_draining",
     "encode_container_error",
     "encode_container_heartbeat",
     "encode_heartbeat_reply",

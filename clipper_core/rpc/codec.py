@@ -10,6 +10,7 @@ Container -> frontend (no RPC-version frame):
 * new container:  ``["", u32 0, name, version, "<input type digit>", u32 3]``
 * response:       ``["", u32 1, msg_id (4 bytes), u64 8(n+1), u64[n+1] [n, len_0..], out_0 .. out_n-1]``
 * error (ours):   ``["", u32 3, msg_id (4 bytes), u32 kind, utf-8 message]``
+* draining (ours): ``["", u32 4]``
 
 Frontend -> container:
 
@@ -23,6 +24,17 @@ request's message id, and keeps serving; the frontend answers that batch's queri
 the application's default output at once. The original frontend never receives type 3
 from an original container, so the extension changes nothing for it.
 
+Draining extension: a container told to stop (SIGTERM) sends message type 4 once, keeps
+answering every request it receives, and exits when the frontend has let it go (see
+``containers.python.server``). On type 4 the frontend sends that connection no new batch,
+lets the batch it holds complete, deletes its DB 3 record, forgets the connection and sends
+it a RequestContainerMetadata heartbeat reply (unprompted; any later heartbeat of the
+unknown connection gets the same), which tells the draining container it may exit. Two
+frames only, so an original frontend, which reads identity, delimiter and type and ignores a
+type it does not know, reads nothing more and keeps routing batches to the container until
+it exits, as it would for an original container. An original frontend sees type 4 only when
+our container is stopped while attached to it; an original container never sends it.
+
 Every malformed input raises :class:`clipper_core.errors.RpcProtocolError`, nothing else.
 """
 
@@ -35,6 +47,7 @@ from typing import Final
 from clipper_core.errors import RpcProtocolError
 from clipper_core.rpc.messages import (
     RPC_VERSION,
+    ContainerDraining,
     ContainerError,
     ContainerErrorKind,
     ContainerHeartbeat,
@@ -54,6 +67,7 @@ __all__ = [
     "FromFrontend",
     "decode_from_container",
     "decode_from_frontend",
+    "encode_container_draining",
     "encode_container_error",
     "encode_container_heartbeat",
     "encode_heartbeat_reply",
@@ -63,7 +77,7 @@ __all__ = [
 ]
 
 Buffer = bytes | bytearray | memoryview
-FromContainer = ContainerHeartbeat | NewContainer | PredictResponse | ContainerError
+FromContainer = ContainerHeartbeat | NewContainer | PredictResponse | ContainerError | ContainerDraining
 FromFrontend = HeartbeatReply | PredictRequest
 
 _U32: Final = struct.Struct("<I")
@@ -76,6 +90,7 @@ MAX_BATCH_ITEMS: Final = 1 << 20
 
 _VERSION_FRAME: Final = _U32.pack(RPC_VERSION)
 _HEARTBEAT_FRAME: Final = _U32.pack(MessageType.HEARTBEAT)
+_DRAINING_FRAME: Final = _U32.pack(MessageType.CONTAINER_DRAINING)
 _CONTENT_FRAME: Final = _U32.pack(MessageType.CONTAINER_CONTENT)
 _PREDICT_FRAME: Final = _U32.pack(RequestType.PREDICT)
 
@@ -121,6 +136,10 @@ def encode_container_error(msg: ContainerError) -> list[bytes]:
         _U32.pack(msg.kind),
         msg.message.encode("utf-8", "replace"),
     ]
+
+
+def encode_container_draining() -> list[bytes]:
+    return [_EMPTY, _DRAINING_FRAME]
 
 
 def encode_heartbeat_reply(heartbeat_type: HeartbeatType) -> list[bytes]:
@@ -174,6 +193,9 @@ def decode_from_container(frames: Sequence[Buffer]) -> FromContainer:
         return _decode_predict_response(frames)
     if kind == MessageType.CONTAINER_ERROR:
         return _decode_container_error(frames)
+    if kind == MessageType.CONTAINER_DRAINING:
+        _expect_exact(frames, 2, "draining message")
+        return ContainerDraining()
     raise RpcProtocolError(f"unknown message type {kind}")
 
 

@@ -12,6 +12,7 @@ from typing import Final
 
 __all__ = [
     "RPC_VERSION",
+    "ContainerDraining",
     "ContainerError",
     "ContainerErrorKind",
     "ContainerHeartbeat",
@@ -32,8 +33,9 @@ class MessageType(IntEnum):
     NEW_CONTAINER = 0
     CONTAINER_CONTENT = 1
     HEARTBEAT = 2
-    # Our extension (container -> frontend only); the original never sends 3.
+    # Our extensions (container -> frontend only); the original never sends 3 or 4.
     CONTAINER_ERROR = 3
+    CONTAINER_DRAINING = 4
 
 
 class HeartbeatType(IntEnum):
@@ -141,6 +143,11 @@ class ContainerError:
     message_id: int
     kind: ContainerErrorKind
     message: str
+
+
+@dataclass(slots=True, frozen=True)
+class ContainerDraining:
+    """Container -> frontend (extension): send no new batch; this container is about to exit."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -13,6 +13,7 @@ import pytest
 
 from clipper_core.errors import RpcProtocolError
 from clipper_core.rpc import (
+    ContainerDraining,
     ContainerError,
     ContainerErrorKind,
     ContainerHeartbeat,
@@ -24,6 +25,7 @@ from clipper_core.rpc import (
     PredictResponse,
     decode_from_container,
     decode_from_frontend,
+    encode_container_draining,
     encode_container_error,
     encode_container_heartbeat,
     encode_heartbeat_reply,
@@ -130,6 +132,12 @@ def test_container_error_golden_both_directions(kind: ContainerErrorKind) -> Non
 def test_container_error_kind_numbers() -> None:
     assert [int(k) for k in ContainerErrorKind] == [0, 1, 2]
     assert [k.name for k in ContainerErrorKind] == ["MODEL_EXCEPTION", "BAD_OUTPUT", "BAD_INPUT"]
+
+
+def test_container_draining_golden_both_directions() -> None:
+    expected = [b"", b"\x04\x00\x00\x00"]
+    assert wire(encode_container_draining()) == expected
+    assert decode_from_container(expected) == ContainerDraining()
 
 
 # ------------------------------------------------------------------ golden: frontend -> container
@@ -327,7 +335,8 @@ MALFORMED_FROM_CONTAINER: dict[str, list[bytes]] = {
     "missing delimiter": [u32(2)],
     "non-empty delimiter": [b"\x00", u32(2)],
     "message type of 3 bytes": [b"", b"\x02\x00\x00"],
-    "unknown message type": [b"", u32(4)],
+    "unknown message type": [b"", u32(5)],
+    "draining with an extra frame": [b"", u32(4), b""],
     "huge message type": [b"", u32(0xFFFFFFFF)],
     "heartbeat with an extra frame": [b"", u32(2), b""],
     "registration without RPC version": _GOOD_REGISTRATION[:5],

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from clipper_core.errors import RpcProtocolError
 from clipper_core.rpc import (
+    ContainerDraining,
     ContainerError,
     ContainerErrorKind,
     HeartbeatType,
@@ -19,6 +20,7 @@ from clipper_core.rpc import (
     PredictResponse,
     decode_from_container,
     decode_from_frontend,
+    encode_container_draining,
     encode_container_error,
     encode_container_heartbeat,
     encode_heartbeat_reply,
@@ -57,9 +59,11 @@ def frontend_messages(draw: st.DrawFn) -> list[bytes]:
 
 @st.composite
 def container_messages(draw: st.DrawFn) -> list[bytes]:
-    kind = draw(st.integers(0, 3))
+    kind = draw(st.integers(0, 4))
     if kind == 0:
         return _wire(encode_container_heartbeat())
+    if kind == 4:
+        return _wire(encode_container_draining())
     if kind == 1:
         message = NewContainer(draw(texts.filter(bool)), draw(texts), draw(st.sampled_from(VALID_TYPES)))
         return _wire(encode_new_container(message))
@@ -148,3 +152,7 @@ def test_new_container_round_trip(name: str, version: str, input_type: InputType
 def test_container_error_round_trip(message_id: int, kind: ContainerErrorKind, text: str) -> None:
     message = ContainerError(message_id, kind, text)
     assert decode_from_container(_wire(encode_container_error(message))) == message
+
+
+def test_container_draining_round_trip() -> None:
+    assert decode_from_container(_wire(encode_container_draining())) == ContainerDraining()
