@@ -330,6 +330,13 @@ class ModelQueue:
             replica.stop()
         return replica
 
+    def retire_replica(self, connection_id: int) -> Replica | None:
+        """Take a replica out of rotation; the batch it holds, if any, completes as usual."""
+        replica = self.replicas.pop(connection_id, None)
+        if replica is not None:
+            replica.finish()
+        return replica
+
     def fail_queued(self, exc: BaseException) -> int:
         """Fail every queued (not yet sent) query with ``exc``; returns how many."""
         queued = [entry[2] for entry in self._heap if not entry[2].future.done()]
@@ -402,6 +409,12 @@ class Replica:
             asyncio.get_running_loop().call_soon(self._cancel)
         else:
             self._task.cancel()
+
+    def finish(self) -> None:
+        """Stop pulling after the batch in flight, whose outcome is kept (a draining container)."""
+        self._is_stopping = True
+        if self._task is not None and not self._task.done() and not self._is_sending:
+            self._task.cancel()  # waiting for work: nothing taken yet (take_batch hands it on)
 
     def _cancel(self) -> None:
         if self._task is not None and not self._task.done():

@@ -228,15 +228,22 @@ class ModelGateway:
         lane = self._lanes.get(info.model_id)
         if lane is None:
             return
-        queue = lane.queue
-        queue.remove_replica(info.zmq_connection_id)
+        lane.queue.remove_replica(info.zmq_connection_id)
+        self._fail_queued_if_unserved(lane.queue, info.model_id)
+
+    def replica_draining(self, info: ContainerInfo) -> None:
+        lane = self._lanes.get(info.model_id)
+        if lane is None:
+            return
+        lane.queue.retire_replica(info.zmq_connection_id)
+        self._fail_queued_if_unserved(lane.queue, info.model_id)
+
+    def _fail_queued_if_unserved(self, queue: ModelQueue, model: ModelId) -> None:
         if not queue.replicas:
             # Nobody is left to take them: answer now rather than at the SLO.
-            failed = queue.fail_queued(
-                ModelFailed(f"no model container of {info.model_id} is left to answer")
-            )
+            failed = queue.fail_queued(ModelFailed(f"no model container of {model} is left to answer"))
             if failed:
-                logger.warning("Failed %d queued queries of %s: no replica left", failed, info.model_id)
+                logger.warning("Failed %d queued queries of %s: no replica left", failed, model)
 
     async def _initial_batch_size(self, model: ModelId) -> int:
         known = self._batch_sizes.get(model)

@@ -7,6 +7,11 @@ model, never reused), writes the DB 3 record and hands the replica to the listen
 in-process. A container silent for ``inactivity_timeout_s`` is removed; unlike the
 original, its in-flight batch fails at once instead of waiting for the SLO.
 
+Draining (our extension, see ``clipper_core.rpc.codec``): a container about to exit says
+so; the listener takes its replica out of rotation at once without failing the batch it
+holds, and once that batch is answered the DB 3 record is deleted, the connection forgotten
+and the container sent RequestContainerMetadata, on which a draining container exits.
+
 I/O model: a plain (non-asyncio) zmq socket whose edge-triggered FD is watched with
 ``loop.add_reader``. Every read drains while ``ZMQ_EVENTS`` says POLLIN, and every send is
 non-blocking and followed by an ``EVENTS`` check (a send can consume the FD's edge).
@@ -29,6 +34,7 @@ import zmq
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
 from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
 from clipper_core.rpc import (
+    ContainerDraining,
     ContainerError,
     ContainerHeartbeat,
     HeartbeatType,
@@ -71,6 +77,9 @@ class ReplicaListener(Protocol):
 
     def replica_removed(self, info: ContainerInfo) -> None: ...
 
+    def replica_draining(self, info: ContainerInfo) -> None:
+        """Send the replica no new batch; the one it holds completes as usual."""
+
 
 @dataclass(slots=True, eq=False)
 class _Connection:
@@ -82,6 +91,8 @@ class _Connection:
     # The model version was deleted: keep answering heartbeats (so the container does not
     # re-register) but never route work to it again.
     is_retired: bool = False
+    # The container said it is about to exit: no new batch; forgotten once it holds none.
+    is_draining: bool = False
     registration: asyncio.Task[None] | None = None
 
 
@@ -190,7 +201,7 @@ class RpcService:
         assert self._loop is not None and self._sock is not None
         future: asyncio.Future[list[bytes]] = self._loop.create_future()
         conn = self._by_id.get(connection_id)
-        if conn is None or conn.is_retired:
+        if conn is None or conn.is_retired or conn.is_draining:
             fail_unless_done(future, ContainerGone(f"model container connection {connection_id} is gone"))
             return future
         started = self._loop.time()
@@ -304,6 +315,10 @@ class RpcService:
         elif type(message) is ContainerError:
             self._count("received", "container_error")
             self._on_container_error(conn, message)
+        elif type(message) is ContainerDraining:
+            self._count("received", "draining")
+            if conn is not None:
+                self._on_draining(conn)
 
     def _take_inflight(self, conn: _Connection | None, message_id: int) -> _InFlight | None:
         if conn is None:
@@ -314,6 +329,8 @@ class RpcService:
             return None
         del self._inflight[message_id]
         conn.inflight.discard(message_id)
+        if conn.is_draining and not conn.inflight:
+            self._tasks.spawn(self._finish_drain(conn))
         return entry
 
     def _on_response(self, conn: _Connection | None, message: PredictResponse) -> None:
@@ -367,13 +384,42 @@ class RpcService:
         except StateError as exc:
             # Serving does not need the record; management views will miss this replica.
             logger.error("Could not record %s in Redis: %s", _describe(conn), exc.cause)
-        if conn.is_retired or self._by_id.get(conn.connection_id) is not conn:
+        if not self._is_routable(conn):
             return
         if self.listener is not None:
             await self.listener.replica_added(conn.info)
-            if conn.is_retired or self._by_id.get(conn.connection_id) is not conn:
+            if not self._is_routable(conn):
                 # Removed while the listener was setting the replica up: undo it.
                 self.listener.replica_removed(conn.info)
+
+    def _is_routable(self, conn: _Connection) -> bool:
+        return not (conn.is_retired or conn.is_draining) and self._by_id.get(conn.connection_id) is conn
+
+    # ------------------------------------------------------------------ draining
+
+    def _on_draining(self, conn: _Connection) -> None:
+        if conn.is_draining:
+            return
+        conn.is_draining = True
+        logger.info("%s is draining (%d batch(es) in flight)", _describe(conn), len(conn.inflight))
+        registered = conn.registration is None or conn.registration.done()
+        if not conn.is_retired and self.listener is not None and registered:
+            self.listener.replica_draining(conn.info)
+        if not conn.inflight:
+            self._tasks.spawn(self._finish_drain(conn))
+
+    async def _finish_drain(self, conn: _Connection) -> None:
+        """Delete the record, then forget the connection and say so: a draining container
+        exits on RequestContainerMetadata, so its record is gone by the time its process is."""
+        if not conn.is_retired:  # a retired replica's record went with its model
+            await self._delete_record(conn)
+        if self._by_identity.get(conn.identity) is conn:
+            del self._by_identity[conn.identity]
+            self._by_id.pop(conn.connection_id, None)
+            logger.info("%s drained and removed", _describe(conn))
+            # Unprompted, so it need not wait for its next heartbeat; only a container that
+            # sent the draining extension ever gets a heartbeat reply it did not ask for.
+            self._send_control(conn.identity, _REQUEST_METADATA, "request_metadata")
 
     # ------------------------------------------------------------------ removal
 
@@ -433,7 +479,8 @@ class RpcService:
         self._fail_inflight(conn, ModelFailed(f"{_describe(conn)} {reason}"))
         if conn.is_retired:
             return  # already unregistered and its record deleted with the model
-        if self.listener is not None and (conn.registration is None or conn.registration.done()):
+        registered = conn.registration is None or conn.registration.done()
+        if self.listener is not None and registered and not conn.is_draining:
             self.listener.replica_removed(conn.info)
         self._tasks.spawn(self._delete_record(conn))
 
@@ -445,6 +492,8 @@ class RpcService:
                 conn.is_retired = True
                 self._fail_inflight(conn, ModelFailed(f"model {model} was removed"))
                 self._tasks.spawn(self._delete_record(conn))
+                if conn.is_draining:
+                    self._tasks.spawn(self._finish_drain(conn))  # let it exit now
                 retired.append(conn.info)
         return retired
 

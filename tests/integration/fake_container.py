@@ -20,6 +20,7 @@ from clipper_core.rpc import (
     PredictRequest,
     PredictResponse,
     decode_from_frontend,
+    encode_container_draining,
     encode_container_error,
     encode_container_heartbeat,
     encode_new_container,
@@ -51,6 +52,8 @@ class FakeContainer:
     is_silent: bool = False  # stop sending anything (simulates a hung container)
     ignores_predictions: bool = False  # heartbeats on, never answers a batch (a wedged model)
     registered: asyncio.Event = field(default_factory=asyncio.Event)
+    is_draining: bool = False  # said it is draining: never registers again
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # metadata asked while draining
 
     def __post_init__(self) -> None:
         self._ctx = zmq.asyncio.Context()
@@ -79,6 +82,11 @@ class FakeContainer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    async def drain(self) -> None:
+        """Send our draining extension message, as the runtime does on SIGTERM."""
+        self.is_draining = True
+        await self._sock.send_multipart(encode_container_draining())
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_period_s)
@@ -94,6 +102,9 @@ class FakeContainer:
             if isinstance(message, HeartbeatReply):
                 self.heartbeat_replies.append(message.heartbeat_type)
                 if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
+                    if self.is_draining:
+                        self.released.set()  # the frontend forgot us: the runtime exits here
+                        continue
                     await self._sock.send_multipart(
                         encode_new_container(NewContainer(self.name, self.version, self.input_type))
                     )

@@ -258,6 +258,56 @@ async def test_expired_query_without_a_free_replica_does_not_wait_forever(gatewa
         await blocker
 
 
+async def test_draining_replica_finishes_its_batch_and_gets_no_new_one(
+    gateway: ModelGateway, store: StateStore
+) -> None:
+    release = asyncio.Event()
+
+    async def gated(inputs: list[bytes]) -> list[bytes]:
+        await release.wait()
+        return [b"a:" + i for i in inputs]
+
+    async with await connect(gateway, handler=gated) as first:
+        held = asyncio.create_task(gateway.predict(MODEL, b"held", deadline_in(30)))
+        await wait_until(lambda: len(first.requests) == 1)
+        async with await connect(gateway, handler=lambda inputs: [b"b:" + i for i in inputs]) as second:
+            await first.drain()
+            await wait_until(lambda: gateway.replica_count(MODEL) == 1)
+            for i in range(5):
+                assert await gateway.predict(MODEL, b"q%d" % i, deadline_in(30)) == b"b:q%d" % i
+            assert len(first.requests) == 1 and len(second.requests) == 5
+            assert len(await store.list_container_ids()) == 2  # kept while it holds a batch
+            assert not first.released.is_set()
+            release.set()
+            assert await held == b"a:held"  # its batch completed normally
+            await wait_until_async(
+                lambda: store.list_container_ids(), [("m", "1", second_replica_id(gateway))]
+            )
+            async with asyncio.timeout(5):
+                await first.released.wait()  # forgotten: its next heartbeat asks for metadata
+            assert gateway.rpc.connection_count == 1
+
+
+def second_replica_id(gateway: ModelGateway) -> int:
+    queue = gateway.queue_of(MODEL)
+    assert queue is not None
+    (replica,) = queue.replicas.values()
+    return replica.replica_id
+
+
+async def test_idle_draining_replica_is_removed_at_once(
+    gateway: ModelGateway, store: StateStore
+) -> None:
+    async with await connect(gateway) as container:
+        await container.drain()
+        async with asyncio.timeout(5):
+            await container.released.wait()
+        assert await store.list_container_ids() == []
+        assert gateway.replica_count(MODEL) == 0
+        with pytest.raises(NoConnectedModels):
+            await gateway.predict(MODEL, b"x", deadline_in(5))
+
+
 async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) -> None:
     gateway = await start(store, inactivity_timeout_s=0.5)
     try:
