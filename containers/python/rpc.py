@@ -23,7 +23,13 @@ import zmq
 
 from clipper_core.rpc import InputType
 from containers.python.inputs import ModelInputs
-from containers.python.server import PREDICT_METHOD_NAMES, ContainerServer, PredictFunction
+from containers.python.server import (
+    PREDICT_METHOD_NAMES,
+    WAKE_DRAIN,
+    WAKE_STOP,
+    ContainerServer,
+    PredictFunction,
+)
 from containers.python.settings import ContainerConfigError, ContainerSettings
 
 __all__ = [
@@ -129,6 +135,7 @@ class RPCService:
         self._settings = settings
         self._lock = threading.RLock()
         self._is_stopped = False
+        self._is_draining = False
         self._wake_fds: tuple[int, int] | None = None
         self.server: ContainerServer | None = None
 
@@ -149,13 +156,13 @@ class RPCService:
         return self.settings.input_type.readable_name
 
     def start(self, model: Any) -> None:
-        """Serve ``model`` until the process is told to stop (SIGTERM); blocking.
+        """Serve ``model`` until the process is told to stop (SIGTERM drains); blocking.
 
         A host name in ``CLIPPER_IP`` that does not resolve prints one ``ERROR:`` line and
         exits with status 1.
         """
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda _signo, _frame: self.stop())
+            signal.signal(signal.SIGTERM, lambda _signo, _frame: self.drain())
         try:
             self.serve(model)
         except ContainerConfigError as exc:
@@ -186,7 +193,7 @@ class RPCService:
         wake_fds = os.pipe()
         os.set_blocking(wake_fds[1], False)
         self._wake_fds = wake_fds
-        if self._is_stopped:
+        if self._is_stopped or self._is_draining:  # no frontend knows us yet: nothing to drain
             self._close_wake_fds()
             return
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
@@ -217,10 +224,24 @@ class RPCService:
     def stop(self) -> None:
         """Make :meth:`serve` return soon; safe from other threads and signal handlers."""
         self._is_stopped = True
+        self._wake(WAKE_STOP)
+
+    def drain(self) -> None:
+        """Make :meth:`serve` return once the frontend has stopped sending it work (SIGTERM).
+
+        The container tells the frontend it is draining (an RPC extension, see
+        ``clipper_core.rpc.codec``), answers every request it still receives, and returns
+        when the frontend lets it go or after ``server.DRAIN_QUIET_S`` without a request.
+        Safe from other threads and signal handlers.
+        """
+        self._is_draining = True
+        self._wake(WAKE_DRAIN)
+
+    def _wake(self, command: bytes) -> None:
         with self._lock:
             if self._wake_fds is not None:
                 with contextlib.suppress(BlockingIOError):  # full pipe: a wake-up is pending
-                    os.write(self._wake_fds[1], b"x")
+                    os.write(self._wake_fds[1], command)
 
     def _close_wake_fds(self) -> None:
         # Reentrant lock: a SIGTERM handler calling stop() may interrupt this very thread.

@@ -8,11 +8,23 @@ closed and a new session (new socket, so a new routing identity) starts.
 Errors from the model never end the loop: they are reported to the frontend with our
 ``ContainerError`` extension (see ``clipper_core.rpc.codec``). Malformed frontend messages
 are logged and dropped.
+
+Stopping: the wake pipe given to :meth:`ContainerServer.run` carries commands. ``WAKE_STOP``
+ends the loop at once. ``WAKE_DRAIN`` (what SIGTERM sends) drains: the container sends our
+draining extension message once, keeps answering every request it receives, heartbeats every
+``DRAIN_HEARTBEAT_MS`` and exits when the frontend has let it go (it sends
+RequestContainerMetadata: it has forgotten this connection and will send nothing more; the
+container does not register again), or after ``DRAIN_QUIET_S`` without a request (an
+original frontend, which ignores the message, or none at all). A container that never heard
+from a frontend exits at once. The loop is single-threaded, so a batch in hand is always
+finished and answered before the command is read.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -30,6 +42,7 @@ from clipper_core.rpc import (
     PredictResponse,
     RpcProtocolError,
     decode_from_frontend,
+    encode_container_draining,
     encode_container_error,
     encode_container_heartbeat,
     encode_new_container,
@@ -47,7 +60,16 @@ from containers.python.inputs import (
 if TYPE_CHECKING:
     from containers.python.metrics import ContainerMetrics
 
-__all__ = ["PREDICT_METHOD_NAMES", "ContainerServer", "PredictFunction", "PredictionHandler"]
+__all__ = [
+    "DRAIN_HEARTBEAT_MS",
+    "DRAIN_QUIET_S",
+    "PREDICT_METHOD_NAMES",
+    "WAKE_DRAIN",
+    "WAKE_STOP",
+    "ContainerServer",
+    "PredictFunction",
+    "PredictionHandler",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +86,25 @@ PREDICT_METHOD_NAMES: Final[dict[InputType, str]] = {
 # An exception text can embed a whole input array; the frontend only needs the gist.
 MAX_ERROR_MESSAGE_CHARS: Final = 4096
 
+# Wake-pipe commands (one byte each).
+WAKE_STOP: Final = b"s"
+WAKE_DRAIN: Final = b"d"
+# While draining: how often to heartbeat (each answer says whether the frontend still holds
+# this connection), and how long without a request before exiting anyway.
+DRAIN_HEARTBEAT_MS: Final = 50
+DRAIN_QUIET_S: Final = 1.0
+
 _HEARTBEAT: Final = encode_container_heartbeat()
+_DRAINING: Final = encode_container_draining()
+
+
+class _Inbound(enum.Enum):
+    """What one frontend message was, as far as the session loop cares."""
+
+    PREDICT = enum.auto()
+    KEEP_ALIVE = enum.auto()
+    METADATA_REQUEST = enum.auto()
+    MALFORMED = enum.auto()
 
 
 class PredictionHandler:
@@ -140,7 +180,7 @@ class ContainerServer:
         self.sessions_started = 0
 
     def run(self, wake_fd: int) -> None:
-        """Run sessions back to back until ``wake_fd`` is readable."""
+        """Run sessions back to back until told to stop or drained through ``wake_fd``."""
         while self._run_session(wake_fd):
             pass
 
@@ -157,18 +197,37 @@ class ContainerServer:
             logger.info("session %d: connecting to %s", self.sessions_started, self._address)
             self._send(sock, _HEARTBEAT)
             is_connected = False
-            last_activity = time.monotonic()
+            is_draining = False
+            last_activity = last_request = time.monotonic()
             while True:
-                ready = dict(poller.poll(self._poll_ms))
+                ready = dict(poller.poll(DRAIN_HEARTBEAT_MS if is_draining else self._poll_ms))
                 if wake_fd in ready:
-                    return False
+                    if _read_command(wake_fd) != WAKE_DRAIN or not is_connected:
+                        return False
+                    if not is_draining:
+                        logger.info("draining: answering what comes, then exiting")
+                        is_draining = True
+                        last_request = time.monotonic()
+                        self._send(sock, _DRAINING)
+                        self._send(sock, _HEARTBEAT)
+                    continue
                 if sock in ready:
                     recv_start = time.perf_counter()
                     frames = sock.recv_multipart()
                     recv_ms = (time.perf_counter() - recv_start) * 1000.0
                     is_connected = True
                     last_activity = time.monotonic()
-                    self._handle_message(sock, frames, recv_ms)
+                    inbound = self._handle_message(sock, frames, recv_ms, is_draining=is_draining)
+                    if inbound is _Inbound.PREDICT:
+                        last_request = last_activity
+                    elif is_draining and inbound is _Inbound.METADATA_REQUEST:
+                        logger.info("drained: the frontend has let this container go")
+                        return False
+                elif is_draining:
+                    if time.monotonic() - last_request >= DRAIN_QUIET_S:
+                        logger.info("drained: no request for %.1f s", DRAIN_QUIET_S)
+                        return False
+                    self._send(sock, _HEARTBEAT)
                 elif is_connected:
                     idle_s = time.monotonic() - last_activity
                     if idle_s >= self._activity_timeout_s:
@@ -182,18 +241,22 @@ class ContainerServer:
             poller.unregister(sock)
             sock.close(linger=0)
 
-    def _handle_message(self, sock: zmq.Socket[bytes], frames: list[bytes], recv_ms: float) -> None:
+    def _handle_message(
+        self, sock: zmq.Socket[bytes], frames: list[bytes], recv_ms: float, *, is_draining: bool
+    ) -> _Inbound:
         parse_start = time.perf_counter()
         try:
             message = decode_from_frontend(frames)
         except RpcProtocolError as exc:
             logger.warning("dropping a malformed message from the frontend: %s", exc)
-            return
+            return _Inbound.MALFORMED
         if isinstance(message, HeartbeatReply):
-            if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
+            if message.heartbeat_type is not HeartbeatType.REQUEST_CONTAINER_METADATA:
+                return _Inbound.KEEP_ALIVE
+            if not is_draining:  # a draining container never registers again
                 logger.info("frontend asked for metadata; registering")
                 self._send(sock, self._metadata)
-            return
+            return _Inbound.METADATA_REQUEST
         handle_start = time.perf_counter()
         self._send(sock, self._handler.answer(message))
         if self._metrics is not None:
@@ -201,6 +264,7 @@ class ContainerServer:
             self._metrics.observe_prediction(
                 recv_ms, (handle_start - parse_start) * 1000.0, (done - handle_start) * 1000.0
             )
+        return _Inbound.PREDICT
 
     @staticmethod
     def _send(sock: zmq.Socket[bytes], frames: Sequence[Buffer]) -> None:
@@ -209,3 +273,12 @@ class ContainerServer:
         except zmq.Again:
             # Only at the high-water mark; the frontend falls back to the default output.
             logger.warning("outbound queue full; dropped a %d-frame message", len(frames))
+
+
+def _read_command(wake_fd: int) -> bytes:
+    """Everything written to the wake pipe so far, reduced to one command: ``WAKE_DRAIN`` only
+    if nothing but drain requests came (a stop, or the pipe closing, wins)."""
+    data = os.read(wake_fd, 4096)
+    if data and not data.replace(WAKE_DRAIN, b""):
+        return WAKE_DRAIN
+    return WAKE_STOP

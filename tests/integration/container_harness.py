@@ -223,3 +223,16 @@ def make_miscounting() -> Callable[[list[str]], list[str]]:
         return list(inputs)
 
     return miscounting
+
+
+def make_slow_upper() -> Callable[[list[str]], list[str]]:
+    """Upper-cases its inputs; takes half a second when one of them is "slow"."""
+
+    def slow_upper(inputs: list[str]) -> list[str]:
+        import time
+
+        if "slow" in inputs:
+            time.sleep(0.5)
+        return [s.upper() for s in inputs]
+
+    return slow_upper

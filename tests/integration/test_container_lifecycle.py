@@ -1,11 +1,14 @@
 """Container processes' start-up failures and exit codes, model directory loading,
-metrics, and stopping (SIGTERM, or stop() for an in-process service)."""
+metrics, and stopping (SIGTERM drains, or stop() for an in-process service)."""
 
 from __future__ import annotations
 
+import signal
+import struct
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -15,17 +18,25 @@ import pytest
 
 from clipper_core.rpc import InputType
 from containers.python.rpc import ModelContainerBase, RPCService
+from containers.python.server import DRAIN_QUIET_S
 from containers.python.settings import ContainerSettings
 from tests.helpers import free_port
 from tests.integration.container_harness import (  # noqa: F401 (fixtures)
+    HEARTBEAT,
     Container,
     FakeFrontend,
     frontend_fixture,
     launch_fixture,
     make_failing,
+    make_slow_upper,
     outputs_of,
+    u32,
     zmq_context_fixture,
 )
+
+DRAINING = [b"", u32(4)]
+KEEP_ALIVE = [b"", u32(3), u32(2), u32(0)]
+REQUEST_METADATA = [b"", u32(3), u32(2), u32(1)]
 
 # ------------------------------------------------------------------ start-up failures and exits
 
@@ -185,6 +196,71 @@ def test_sigterm_stops_the_container_cleanly(
     container.process.terminate()
     assert container.process.wait(timeout=10) == 0
     assert "stopped serving" in container.log
+
+
+def _next_non_heartbeat(frontend: FakeFrontend, identity: bytes) -> list[bytes]:
+    """The container's next message other than a heartbeat (those are answered KeepAlive)."""
+    while True:
+        sender, frames = frontend.recv()
+        assert sender == identity
+        if frames != HEARTBEAT:
+            return frames
+        frontend.send(identity, KEEP_ALIVE)
+
+
+def test_sigterm_finishes_the_batch_in_hand_then_drains(
+    frontend: FakeFrontend, launch: Callable[..., Container]
+) -> None:
+    """A frontend that ignores the draining message (as the original does) keeps getting
+    answers; the container exits once no request came for DRAIN_QUIET_S."""
+    container = launch(make_slow_upper(), input_type="strings")
+    identity = frontend.register()
+    frontend.send(identity, [b"", u32(3), u32(1), u32(7), u32(0), *_strings_request([b"slow"])])
+    time.sleep(0.2)  # the model is sleeping on the batch
+    container.process.send_signal(signal.SIGTERM)
+    assert outputs_of(_next_non_heartbeat(frontend, identity), 7) == ["SLOW"]
+    assert _next_non_heartbeat(frontend, identity) == DRAINING
+    assert outputs_of(frontend.predict(identity, 8, 4, [b"after"]), 8) == ["AFTER"]  # still answers
+    answered = time.monotonic()
+    while container.process.poll() is None:
+        assert time.monotonic() - answered < DRAIN_QUIET_S + 5, "the container did not exit"
+        if frontend.socket.poll(50):
+            sender, frames = frontend.recv()
+            assert frames == HEARTBEAT, frames  # never registers again, never anything else
+            frontend.send(sender, KEEP_ALIVE)
+    assert time.monotonic() - answered >= DRAIN_QUIET_S - 0.1
+    assert container.process.returncode == 0
+    assert "stopped serving" in container.log
+
+
+def test_draining_container_exits_as_soon_as_the_frontend_lets_it_go(
+    frontend: FakeFrontend, launch: Callable[..., Container]
+) -> None:
+    container = launch(make_failing(), input_type="strings")
+    identity = frontend.register()
+    container.process.send_signal(signal.SIGTERM)
+    assert _next_non_heartbeat(frontend, identity) == DRAINING
+    sender, frames = frontend.recv()
+    assert frames == HEARTBEAT
+    started = time.monotonic()
+    frontend.send(sender, REQUEST_METADATA)  # what our frontend answers once it forgot us
+    assert container.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < DRAIN_QUIET_S
+    assert all(f == HEARTBEAT for f in frontend.recv_nothing(0.2)), "it registered again"
+
+
+def test_sigterm_before_any_frontend_answered_exits_at_once(
+    frontend: FakeFrontend, launch: Callable[..., Container]
+) -> None:
+    container = launch(make_failing(), input_type="strings")
+    frontend.recv()  # its first heartbeat, never answered
+    container.process.send_signal(signal.SIGTERM)
+    assert container.process.wait(timeout=DRAIN_QUIET_S) == 0
+
+
+def _strings_request(payloads: list[bytes]) -> list[bytes]:
+    header = struct.pack(f"<{2 + len(payloads)}Q", 4, len(payloads), *map(len, payloads))
+    return [struct.pack("<Q", len(header)), header, *payloads]
 
 
 class _Upper(ModelContainerBase):
