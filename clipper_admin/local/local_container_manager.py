@@ -77,7 +77,11 @@ class LocalContainerManager(ContainerManager):
         clipper_home: root directory of cluster records.
         host: address the frontends bind to and replicas connect to (loopback by default).
         startup_timeout_s: how long to wait for the frontends, and for each replica to load.
-        stop_timeout_s: grace period between SIGTERM and SIGKILL.
+        stop_timeout_s: grace period between SIGTERM and SIGKILL. A replica drains in it
+            (``set_num_replicas`` down, ``stop_models``): it finishes the batch it holds and
+            exits once the query frontend has let it go, normally within milliseconds of
+            that batch, at most about a second after its last request (see
+            ``containers.python.server``); a model batch slower than this grace is killed.
         image_runtimes: extra ``image stem -> python module`` mappings for replicas.
         redis_password: the password of an external Redis (``redis_ip``). A Redis the manager
             starts always gets a generated password (kept in ``cluster.json``, mode 0600).

@@ -1,11 +1,12 @@
 """LocalContainerManager scaling (issue 5, long suite): a model scaled to zero replicas answers the
 default with "No connected models found for query" and serves again when scaled back up;
-``stop_all()`` leaves no process behind after replicas were added and removed; a removed version's
-cached outputs are never served (issue 10.5)."""
+``stop_all()`` leaves no process behind after replicas were added and removed; a scale-down under
+load drains the removed replicas (issue 10.5); a removed version's cached outputs are never served."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from clipper_admin.local.cluster_record import ClusterRecord
 from tests.helpers import free_port
 
 NO_CONNECTED_MODELS = "No connected models found for query"
+LOAD_CLIENTS = 8
+MAX_LOAD_QUERIES = 3000  # bounds the load test whatever happens
 Local = tuple[ClipperConnection, LocalContainerManager]
 
 
@@ -97,6 +100,78 @@ def test_zero_replicas_answer_no_connected_models_then_scale_back(local: Local) 
 
     conn.set_num_replicas(model, 1)
     assert _until(conn, app, want_default=False)["output"] == 3.0
+
+
+def _slow_sum(xs: list[Any]) -> list[str]:
+    time.sleep(0.02)  # a deliberately slow-ish model: every batch takes 20 ms
+    return [str(sum(x[:3])) for x in xs]
+
+
+def test_scale_down_under_load_drains_the_removed_replicas(local: Local) -> None:
+    """3 -> 1 replicas while queries keep coming: the removed replicas finish their batches and
+    get no new one, so every query gets the model's answer; DB 3 lists only the survivor."""
+    conn, _manager = local
+    app, model = f"drain-{uuid.uuid4().hex[:6]}", f"dm-{uuid.uuid4().hex[:6]}"
+    conn.register_application(app, "doubles", "DEFAULT", 20_000_000)
+    python_deployer.deploy_python_closure(conn, model, 1, "doubles", _slow_sum, num_replicas=3)
+    conn.link_model_to_app(app, model)
+    assert _until(conn, app, want_default=False)["output"] == 3.0
+    deadline = time.monotonic() + 30
+    while len([r for r in conn.get_all_model_replicas() if r.startswith(f"{model}:")]) < 3:
+        assert time.monotonic() < deadline, conn.get_all_model_replicas()
+        time.sleep(0.1)
+
+    url = f"http://{conn.get_query_addr()}/{app}/predict"
+    answers: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send() -> None:
+        with requests.Session() as session:
+            while not stop.is_set() and len(answers) < MAX_LOAD_QUERIES:
+                x = [1.0, 2.0, 0.0, float(next(_queries))]
+                reply = session.post(url, json={"input": x}, timeout=60).json()
+                with lock:
+                    answers.append(reply)
+
+    def answered_at_least(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(answers) < count and not stop.is_set():
+            assert time.monotonic() < deadline, f"only {len(answers)} answers"
+            time.sleep(0.01)
+
+    workers = [threading.Thread(target=send, daemon=True) for _ in range(LOAD_CLIENTS)]
+    for worker in workers:
+        worker.start()
+    try:
+        answered_at_least(100)
+        before = len(answers)
+        conn.set_num_replicas(model, 1)
+        during = len(answers) - before
+        replicas = [r for r in conn.get_all_model_replicas() if r.startswith(f"{model}:")]
+        answered_at_least(len(answers) + 100)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert conn.get_num_replicas(model) == 1
+    assert len(replicas) == 1, replicas
+    defaults = [a for a in answers if a["default"] or "output" not in a]
+    assert defaults == [], f"{len(defaults)} of {len(answers)} answers were defaults: {defaults[:3]}"
+    assert len(answers) >= before + during + 100
+    assert all(a["output"] == 3.0 for a in answers)
+
+
+def test_idle_scale_down_unlists_the_removed_replicas_at_once(local: Local) -> None:
+    conn, _manager = local
+    model = f"idle-{uuid.uuid4().hex[:6]}"
+    python_deployer.deploy_python_closure(conn, model, 1, "doubles", _slow_sum, num_replicas=2)
+    deadline = time.monotonic() + 30
+    while len(listed := [r for r in conn.get_all_model_replicas() if r.startswith(f"{model}:")]) < 2:
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.1)
+    conn.set_num_replicas(model, 1)
+    assert len([r for r in conn.get_all_model_replicas() if r.startswith(f"{model}:")]) == 1
 
 
 def test_cached_output_of_a_removed_version_is_never_served(local: Local) -> None:
