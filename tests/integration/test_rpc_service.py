@@ -20,6 +20,7 @@ from clipper_core.rpc import (
     NewContainer,
     PredictRequest,
     decode_from_frontend,
+    encode_container_draining,
     encode_container_heartbeat,
     encode_new_container,
     encode_predict_response,
@@ -37,12 +38,16 @@ class Listener:
     def __init__(self) -> None:
         self.added: list[ContainerInfo] = []
         self.removed: list[ContainerInfo] = []
+        self.draining: list[ContainerInfo] = []
 
     async def replica_added(self, info: ContainerInfo) -> None:
         self.added.append(info)
 
     def replica_removed(self, info: ContainerInfo) -> None:
         self.removed.append(info)
+
+    def replica_draining(self, info: ContainerInfo) -> None:
+        self.draining.append(info)
 
 
 @pytest.fixture
@@ -308,3 +313,53 @@ async def test_retired_model_keeps_heartbeats_but_loses_its_record(
     with pytest.raises(ModelFailed):
         await asyncio.wait_for(service.send_batch(0, InputType.DOUBLES, [b"x"]), 1)
     assert listener.removed == []
+
+
+REQUEST_METADATA = [b"", U32.pack(3), U32.pack(2), U32.pack(1)]
+
+
+async def test_draining_container_keeps_its_batch_then_is_let_go(
+    service: RpcService, dealers: list[RawDealer], listener: Listener, db3: redis.Redis
+) -> None:
+    dealer = new_dealer(service, dealers)
+    await dealer.register()
+    await wait_until(lambda: db3.exists("m,1,0"))
+    future = service.send_batch(0, InputType.DOUBLES, [b"x"])
+    request = decode_from_frontend(await dealer.recv())
+    assert isinstance(request, PredictRequest)
+    await dealer.send(encode_container_draining())
+    await wait_until(lambda: listener.draining)
+    assert listener.draining == listener.added and listener.removed == []
+    refused = service.send_batch(0, InputType.DOUBLES, [b"y"])  # no new batch
+    with pytest.raises(ModelFailed):
+        await asyncio.wait_for(refused, 1)
+    assert await dealer.heartbeat() is HeartbeatType.KEEP_ALIVE  # still held: it holds a batch
+    assert db3.exists("m,1,0")
+    await dealer.send(encode_predict_response(Response(request.message_id, [b"out"])))
+    assert await asyncio.wait_for(future, 1) == [b"out"]  # answered normally
+    assert await dealer.recv() == REQUEST_METADATA  # let go, unprompted
+    assert not db3.exists("m,1,0")  # deleted before the container was let go
+    assert service.connection_count == 0
+    assert service.message_counts[("received", "draining")] == 1
+
+
+async def test_draining_from_an_unregistered_connection_is_ignored(
+    service: RpcService, dealers: list[RawDealer], listener: Listener
+) -> None:
+    dealer = new_dealer(service, dealers)
+    await dealer.send(encode_container_draining())
+    assert await dealer.heartbeat() is HeartbeatType.REQUEST_CONTAINER_METADATA
+    assert listener.draining == [] and service.connection_count == 0
+
+
+async def test_retired_model_lets_a_draining_container_go(
+    service: RpcService, dealers: list[RawDealer], listener: Listener, db3: redis.Redis
+) -> None:
+    dealer = new_dealer(service, dealers)
+    await dealer.register()
+    await wait_until(lambda: db3.exists("m,1,0"))
+    service.retire_model(ModelId("m", "1"))
+    await dealer.send(encode_container_draining())
+    assert await dealer.recv() == REQUEST_METADATA
+    assert listener.draining == []  # a retired replica was out of rotation already
+    assert service.connection_count == 0
