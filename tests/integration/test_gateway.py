@@ -173,7 +173,7 @@ async def test_remove_model_fails_queued_queries(gateway: ModelGateway, store: S
 
 async def test_removed_model_outputs_leave_the_cache(gateway: ModelGateway) -> None:
     async with await connect(gateway):
-        assert await gateway.predict(MODEL, b"x", deadline_in(5)) == b"out:x"
+        assert await predict(gateway, MODEL, b"x", deadline_in(5)) == b"out:x"
         assert gateway.cached_output(MODEL, b"x") == b"out:x"
         gateway.remove_model(MODEL)
         assert gateway.cached_output(MODEL, b"x") is None
@@ -268,13 +268,13 @@ async def test_draining_replica_finishes_its_batch_and_gets_no_new_one(
         return [b"a:" + i for i in inputs]
 
     async with await connect(gateway, handler=gated) as first:
-        held = asyncio.create_task(gateway.predict(MODEL, b"held", deadline_in(30)))
+        held = asyncio.create_task(predict(gateway, MODEL, b"held", deadline_in(30)))
         await wait_until(lambda: len(first.requests) == 1)
         async with await connect(gateway, handler=lambda inputs: [b"b:" + i for i in inputs]) as second:
             await first.drain()
             await wait_until(lambda: gateway.replica_count(MODEL) == 1)
             for i in range(5):
-                assert await gateway.predict(MODEL, b"q%d" % i, deadline_in(30)) == b"b:q%d" % i
+                assert await predict(gateway, MODEL, b"q%d" % i, deadline_in(30)) == b"b:q%d" % i
             assert len(first.requests) == 1 and len(second.requests) == 5
             assert len(await store.list_container_ids()) == 2  # kept while it holds a batch
             assert not first.released.is_set()
@@ -289,9 +289,7 @@ async def test_draining_replica_finishes_its_batch_and_gets_no_new_one(
 
 
 def second_replica_id(gateway: ModelGateway) -> int:
-    queue = gateway.queue_of(MODEL)
-    assert queue is not None
-    (replica,) = queue.replicas.values()
+    (replica,) = gateway._lanes[MODEL].queue.replicas.values()
     return replica.replica_id
 
 
@@ -305,7 +303,7 @@ async def test_idle_draining_replica_is_removed_at_once(
         assert await store.list_container_ids() == []
         assert gateway.replica_count(MODEL) == 0
         with pytest.raises(NoConnectedModels):
-            await gateway.predict(MODEL, b"x", deadline_in(5))
+            await predict(gateway, MODEL, b"x", deadline_in(5))
 
 
 async def test_silent_container_fails_its_batch_and_leaves(store: StateStore) -> None:
