@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +117,32 @@ async def wait_until_async(
             if await fetch() == expected:
                 return
             await asyncio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def canned_http_server(status: int, body: bytes) -> Iterator[int]:
+    """A loopback HTTP server answering every GET and POST with ``status`` and the JSON ``body``
+    (a stranger on a port, a frontend's error reply); yields its port."""
+    import http.server
+    import threading
+
+    class Canned(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -32,7 +32,7 @@ from clipper_admin import (
 )
 from clipper_admin.deployers import python as python_deployer
 from clipper_admin.local.cluster_record import ClusterRecord
-from tests.helpers import free_port, tiny_wheel
+from tests.helpers import canned_http_server, free_port, tiny_wheel
 
 NOOP_IMAGE = f"{__registry__}/noop-container:{__version__}"
 ANSWER_TIMEOUT_S = 60.0
@@ -570,28 +570,6 @@ def test_start_refuses_a_port_taken_by_another_server_after_the_check(
 ) -> None:
     """Someone binds the query port between the free-port check and the frontend's bind: the
     health answer comes from a process that is not ours, so start_clipper must not say "up"."""
-    import http.server
-    import threading
-
-    class OtherCluster(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # answers every health check, as another cluster's frontend would
-            body = json.dumps({"status": "ok", "pid": 1}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OtherCluster)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
-    taken = other.server_address[1]
-    manager = LocalContainerManager(
-        cluster_name="port-race", clipper_home=str(tmp_path), redis_port=free_port(),
-        query_port=taken, management_port=free_port(), rpc_port=free_port(), startup_timeout_s=20.0,
-    )
     import clipper_admin.local.local_container_manager as lcm
 
     real_choose = lcm.choose_port
@@ -601,12 +579,14 @@ def test_start_refuses_a_port_taken_by_another_server_after_the_check(
         lambda port, what, *a, **k: port if what == "query frontend" else real_choose(port, what, *a, **k),
     )
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    try:
+    # Another cluster's frontend on the port: healthy, but not the process we started.
+    with canned_http_server(200, json.dumps({"status": "ok", "pid": 1}).encode()) as taken:
+        manager = LocalContainerManager(
+            cluster_name="port-race", clipper_home=str(tmp_path), redis_port=free_port(),
+            query_port=taken, management_port=free_port(), rpc_port=free_port(), startup_timeout_s=20.0,
+        )
         with pytest.raises(ClipperException, match=r"query frontend .*(another process|exited)"):
             ClipperConnection(manager).start_clipper()
-    finally:
-        other.shutdown()
-        other.server_close()
     assert not manager.paths.record_file.exists()
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, canned_http_server
 
 EXAMPLE = REPO_ROOT / "examples" / "basic_query" / "example.py"
 
@@ -72,31 +72,14 @@ def test_quickstart_example_prints_the_sum_and_stops_everything(
 
 
 def test_quickstart_example_reports_an_error_reply_instead_of_crashing() -> None:
-    import http.server
     import importlib.util
-    import threading
-
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = b'{"error": "Not found", "cause": "Application hello-world does not exist"}'
-            self.send_response(404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
 
     spec = importlib.util.spec_from_file_location("quickstart_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with pytest.raises(example.QueryFailed, match=r"HTTP 404: .*hello-world does not exist"):
-            example.predict_until_answered(f"127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    not_found = b'{"error": "Not found", "cause": "Application hello-world does not exist"}'
+    with canned_http_server(404, not_found) as port, pytest.raises(
+        example.QueryFailed, match=r"HTTP 404: .*hello-world does not exist"
+    ):
+        example.predict_until_answered(f"127.0.0.1:{port}")

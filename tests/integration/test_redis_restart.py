@@ -4,10 +4,7 @@ keyspace notifications off and never learn of anything registered afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,15 +14,7 @@ from clipper_core.query_frontend.server import QueryFrontend
 from clipper_core.rpc import InputType
 from clipper_core.settings import QuerySettings, RedisOptions
 from clipper_core.state import AppInfo, StateStore
-from tests.helpers import free_port, start_redis, stop_process
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+from tests.helpers import free_port, start_redis, stop_process, wait_until
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
@@ -40,7 +29,7 @@ async def test_apps_registered_after_a_redis_restart_are_served(tmp_path: Path, 
     try:
         async with await StateStore.connect(RedisOptions(first.host, first.port), timeout_s=10) as store:
             await store.add_app(AppInfo("before", InputType.DOUBLES, "none", 1_000_000))
-            await eventually(lambda: frontend.registry.app("before") is not None, "app before")  # type: ignore[union-attr]
+            await wait_until(lambda: frontend.registry.app("before") is not None, timeout_s=20)  # type: ignore[union-attr]
             first.process.send_signal(stop_signal)
             first.process.wait(10)
             (tmp_path / "after").mkdir()
@@ -52,7 +41,7 @@ async def test_apps_registered_after_a_redis_restart_are_served(tmp_path: Path, 
                     assert response.status == 200, await response.text()
             # The restarted Redis is empty: the old app is gone from the frontend too (it
             # reloaded, rather than serving a stale copy forever).
-            await eventually(lambda: frontend.registry.app("before") is None, "stale app dropped")  # type: ignore[union-attr]
+            await wait_until(lambda: frontend.registry.app("before") is None, timeout_s=20)  # type: ignore[union-attr]
     finally:
         await frontend.aclose()
         if second is not None:
