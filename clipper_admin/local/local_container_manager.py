@@ -58,6 +58,13 @@ _POLL_INTERVAL_S: Final = 0.1
 _SOURCE_ROOT: Final = Path(__file__).resolve().parents[2]
 
 
+_PORT_RACE_ATTEMPTS: Final = 3
+
+
+class _PortTaken(ClipperException):
+    """A process of the cluster lost its port to another process while starting."""
+
+
 class LocalContainerManager(ContainerManager):
     """Runs redis-server, both frontends and every model replica as local processes.
 
@@ -174,12 +181,19 @@ class LocalContainerManager(ContainerManager):
             # A new cluster starts with empty state, as the original; the data of the previous
             # run (kept across Redis restarts within it) goes.
             shutil.rmtree(self.paths.redis_dir, ignore_errors=True)
-            record = self._start_core(
-                cache_size,
-                ["--thread_pool_size", str(qf_http_thread_pool_size),
-                 "--timeout_request", str(qf_http_timeout_request),
-                 "--timeout_content", str(qf_http_timeout_content)],
-            )
+            http_flags = ["--thread_pool_size", str(qf_http_thread_pool_size),
+                          "--timeout_request", str(qf_http_timeout_request),
+                          "--timeout_content", str(qf_http_timeout_content)]
+            for attempt in range(1, _PORT_RACE_ATTEMPTS + 1):
+                try:
+                    record = self._start_core(cache_size, http_flags)
+                    break
+                except _PortTaken as exc:
+                    # Someone bound a port between our free-port check and our bind: the next
+                    # attempt's check sees it taken and picks another.
+                    if attempt == _PORT_RACE_ATTEMPTS:
+                        raise
+                    self.logger.warning("%s; starting again on other ports", exc.msg.splitlines()[0])
             record.save(self.paths)
         self._adopt(record)
         self.logger.info(
@@ -308,9 +322,10 @@ class LocalContainerManager(ContainerManager):
         if not handle.is_alive():
             code = handle.exit_code()
             status = "" if code is None else f" with status {code}"
-            raise ClipperException(
-                f"The {what} exited{status} while starting. Last lines of {handle.log_path}:\n"
-                f"{log_tail(handle.log_path)}"
+            tail = log_tail(handle.log_path)
+            error = _PortTaken if "address already in use" in tail.lower() else ClipperException
+            raise error(
+                f"The {what} exited{status} while starting. Last lines of {handle.log_path}:\n{tail}"
             )
 
     def _wait_until_answering(self, checks: dict[str, tuple[ProcessHandle, str]]) -> None:
@@ -322,7 +337,7 @@ class LocalContainerManager(ContainerManager):
         while pending:
             for role, (handle, url) in list(pending.items()):
                 if not handle.is_alive() and role in strangers:
-                    raise ClipperException(
+                    raise _PortTaken(
                         f"The {role.replace('_', ' ')} could not serve {url}: another process "
                         f"(pid {strangers[role]}) took the port. Last lines of {handle.log_path}:\n"
                         f"{log_tail(handle.log_path)}"

@@ -590,3 +590,37 @@ def test_start_refuses_a_port_taken_by_another_server_after_the_check(
     assert not manager.paths.record_file.exists()
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_start_moves_to_other_ports_when_one_is_lost_to_a_bind_race(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Redis port is taken after the free-port check (once): start_clipper starts again on
+    other ports instead of failing."""
+    import clipper_admin.local.local_container_manager as lcm
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    lost = blocker.getsockname()[1]
+    real_choose = lcm.choose_port
+    calls: list[int] = []
+
+    def racy_choose(port: int, what: str, *args: Any, **kwargs: Any) -> int:
+        if what == "Redis server" and not calls:
+            calls.append(port)
+            return lost  # "free" when checked, bound by someone else when Redis binds
+        return real_choose(port, what, *args, **kwargs)
+
+    monkeypatch.setattr(lcm, "choose_port", racy_choose)
+    conn = ClipperConnection(LocalContainerManager(
+        cluster_name="bind-race", clipper_home=str(tmp_path), redis_port=free_port(),
+        query_port=free_port(), management_port=free_port(), rpc_port=free_port(),
+    ))
+    try:
+        conn.start_clipper()
+        assert calls and conn.cm.redis_port != lost
+        assert conn.get_all_apps() == []
+    finally:
+        conn.stop_all()
+        blocker.close()
