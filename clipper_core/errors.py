@@ -15,6 +15,7 @@ __all__ = [
     "ModelFailed",
     "NoConnectedModels",
     "NotFound",
+    "PayloadTooLarge",
     "QueryExpired",
     "Rejected",
     "RpcProtocolError",
@@ -46,6 +47,13 @@ class NotFound(ClipperError):
 
     http_status = 404
     default_error = "Not found"
+
+
+class PayloadTooLarge(ClipperError):
+    """The request asks for more work than one request may (HTTP 413)."""
+
+    http_status = 413
+    default_error = "Request Entity Too Large"
 
 
 class StateError(ClipperError):

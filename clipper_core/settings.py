@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_INACTIVITY_TIMEOUT_S",
     "DEFAULT_MANAGEMENT_PORT",
+    "DEFAULT_MAX_INPUTS_PER_REQUEST",
     "DEFAULT_REDIS_PORT",
     "ENV_PREFIX",
     "REDIS_PASSWORD_ENV",
@@ -52,6 +53,9 @@ DEFAULT_RPC_SERVICE_PORT: Final = 7000
 DEFAULT_PREDICTION_CACHE_SIZE_BYTES: Final = 33_554_432
 # Prediction bodies carry base64 images; 32 MiB leaves room and still bounds memory per request.
 DEFAULT_MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
+# Inputs one predict request may carry (413 above): each input is a query with its own cache
+# lookup and queue entry, so this bounds the work and memory one request can claim.
+DEFAULT_MAX_INPUTS_PER_REQUEST: Final = 2048
 # Delayed batching: how long a free replica waits for its batch to fill (0 = take what is queued).
 DEFAULT_BATCH_WAIT_S: Final = 0.0
 # A batch still unanswered this long after the last deadline in it means a wedged container
@@ -361,6 +365,7 @@ class QuerySettings:
     rpc_service_port: int = DEFAULT_RPC_SERVICE_PORT
     prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_inputs_per_request: int = DEFAULT_MAX_INPUTS_PER_REQUEST
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
@@ -395,6 +400,12 @@ class QuerySettings:
             "largest request body (413 above)",
         )
         flags.add(
+            "max_inputs_per_request",
+            parse_positive_int,
+            DEFAULT_MAX_INPUTS_PER_REQUEST,
+            "most inputs one predict request may carry (413 above)",
+        )
+        flags.add(
             "batch_wait_s",
             parse_non_negative_seconds,
             DEFAULT_BATCH_WAIT_S,
@@ -426,6 +437,7 @@ class QuerySettings:
             rpc_service_port=flags.int_value("rpc_service_port"),
             prediction_cache_size=flags.int_value("prediction_cache_size"),
             max_request_bytes=flags.int_value("max_request_bytes"),
+            max_inputs_per_request=flags.int_value("max_inputs_per_request"),
             batch_wait_s=flags.float_value("batch_wait_s"),
             batch_response_grace_s=flags.float_value("batch_response_grace_s"),
             inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),

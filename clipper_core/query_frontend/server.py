@@ -172,7 +172,14 @@ class QueryFrontend:
         loaded.set()
 
         processor = self.processor = QueryProcessor(registry, gateway, metrics, barrier)
-        routes = QueryRoutes(QueryHandlers(processor, metrics, health=self._health))
+        routes = QueryRoutes(
+            QueryHandlers(
+                processor,
+                metrics,
+                health=self._health,
+                max_inputs_per_request=settings.max_inputs_per_request,
+            )
+        )
         make_request = request_factory(asyncio.get_running_loop(), settings.max_request_bytes)
         # Low-level server, not a web.Application: see the handlers module for why.
         # No access log: one INFO line per query is too costly on the hot path.

@@ -1,0 +1,22 @@
+"""The query frontend's limits (issue 11): flags over CLIPPER_<FLAG> over documented defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from clipper_core.settings import DEFAULT_MAX_INPUTS_PER_REQUEST, QuerySettings
+
+
+def test_max_inputs_per_request_default_flag_and_environment() -> None:
+    assert QuerySettings.parse([], {}).max_inputs_per_request == DEFAULT_MAX_INPUTS_PER_REQUEST == 2048
+    env = {"CLIPPER_MAX_INPUTS_PER_REQUEST": "100"}
+    assert QuerySettings.parse([], env).max_inputs_per_request == 100
+    assert QuerySettings.parse(["--max_inputs_per_request", "7"], env).max_inputs_per_request == 7
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_max_inputs_per_request_must_be_positive(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        QuerySettings.parse(["--max_inputs_per_request", bad], {})
+    assert exited.value.code == 2
+    assert "--max_inputs_per_request" in capsys.readouterr().err
