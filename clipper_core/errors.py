@@ -15,6 +15,7 @@ __all__ = [
     "ModelFailed",
     "NoConnectedModels",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
     "QueryExpired",
     "Rejected",
@@ -87,6 +88,10 @@ class ModelFailed(ClipperError):
 
 class ContainerGone(ModelFailed):
     """The batch was addressed to a connection that is no longer registered."""
+
+
+class Overloaded(ModelFailed):
+    """The model's queue is full: the query is shed and answered with the default output."""
 
 
 class NoConnectedModels(ClipperError):

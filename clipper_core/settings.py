@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_INACTIVITY_TIMEOUT_S",
     "DEFAULT_MANAGEMENT_PORT",
     "DEFAULT_MAX_INPUTS_PER_REQUEST",
+    "DEFAULT_MAX_QUEUE_LENGTH",
     "DEFAULT_REDIS_PORT",
     "ENV_PREFIX",
     "REDIS_PASSWORD_ENV",
@@ -56,6 +57,9 @@ DEFAULT_MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
 # Inputs one predict request may carry (413 above): each input is a query with its own cache
 # lookup and queue entry, so this bounds the work and memory one request can claim.
 DEFAULT_MAX_INPUTS_PER_REQUEST: Final = 2048
+# Queries queued per model before new ones are shed with the default output: four maximal
+# requests' worth, far more than a healthy model holds, yet a bound on memory under overload.
+DEFAULT_MAX_QUEUE_LENGTH: Final = 8192
 # Delayed batching: how long a free replica waits for its batch to fill (0 = take what is queued).
 DEFAULT_BATCH_WAIT_S: Final = 0.0
 # A batch still unanswered this long after the last deadline in it means a wedged container
@@ -366,6 +370,7 @@ class QuerySettings:
     prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_inputs_per_request: int = DEFAULT_MAX_INPUTS_PER_REQUEST
+    max_queue_length: int = DEFAULT_MAX_QUEUE_LENGTH
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
@@ -406,6 +411,12 @@ class QuerySettings:
             "most inputs one predict request may carry (413 above)",
         )
         flags.add(
+            "max_queue_length",
+            parse_positive_int,
+            DEFAULT_MAX_QUEUE_LENGTH,
+            "queries queued per model; more are answered at once with the default output",
+        )
+        flags.add(
             "batch_wait_s",
             parse_non_negative_seconds,
             DEFAULT_BATCH_WAIT_S,
@@ -438,6 +449,7 @@ class QuerySettings:
             prediction_cache_size=flags.int_value("prediction_cache_size"),
             max_request_bytes=flags.int_value("max_request_bytes"),
             max_inputs_per_request=flags.int_value("max_inputs_per_request"),
+            max_queue_length=flags.int_value("max_queue_length"),
             batch_wait_s=flags.float_value("batch_wait_s"),
             batch_response_grace_s=flags.float_value("batch_response_grace_s"),
             inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),

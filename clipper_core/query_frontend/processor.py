@@ -49,6 +49,8 @@ class PredictionGateway(Protocol):
 
     def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]: ...
 
+    def abandon(self, model: ModelId, payload: bytes) -> None: ...
+
 
 class RegistryView(Protocol):
     """The registry's query-path reads (``registry.Registry``)."""
@@ -217,19 +219,26 @@ class QueryProcessor:
             replies = [Reply(first_id + i, default, True, NO_CONNECTED_MODELS) for i in range(count)]
         else:
             gateway = self._gateway
-            for index, payload in enumerate(payloads):
-                if index and not index % SUBMIT_CHUNK:
-                    await asyncio.sleep(0)
-                raw = gateway.cached_output(target, payload)
-                if raw is not None:
-                    replies[index] = Reply(first_id + index, embed_output(raw), False)
-                    continue
-                try:
-                    waiting[index] = gateway.submit(target, payload, deadline)
-                except NoConnectedModels:
-                    replies[index] = Reply(first_id + index, app.default_output, True, NO_CONNECTED_MODELS)
-            if waiting:
-                await self._wait_all(waiting.values(), deadline)
+            try:
+                for index, payload in enumerate(payloads):
+                    if index and not index % SUBMIT_CHUNK:
+                        await asyncio.sleep(0)
+                    raw = gateway.cached_output(target, payload)
+                    if raw is not None:
+                        replies[index] = Reply(first_id + index, embed_output(raw), False)
+                        continue
+                    try:
+                        waiting[index] = gateway.submit(target, payload, deadline)
+                    except (NoConnectedModels, ModelFailed) as exc:
+                        replies[index] = self._failed_reply(app, target, first_id + index, exc)
+                if waiting:
+                    await self._wait_all(waiting.values(), deadline)
+            except asyncio.CancelledError:
+                # The client went away: its queries leave the queues unless others wait too.
+                for index, future in waiting.items():
+                    if not future.done():
+                        gateway.abandon(target, payloads[index])
+                raise
             for index, future in waiting.items():
                 replies[index] = self._reply_to(app, target, first_id + index, future)
         elapsed = loop.time() - start
@@ -308,7 +317,12 @@ class QueryProcessor:
         try:
             # The future is shared (coalesced callers, the cache): the waiter stops only our
             # wait at the deadline, and a late output still fills the cache.
-            raw = await self._deadlines.until(self._gateway.submit(target, payload, deadline), deadline)
+            shared = self._gateway.submit(target, payload, deadline)
+            raw = await self._deadlines.until(shared, deadline)
+        except asyncio.CancelledError:
+            # The client went away: the query leaves its queue unless others wait for it too.
+            self._gateway.abandon(target, payload)
+            raise
         except Exception as exc:
             return self._failed_reply(app, target, query_id, exc)
         return Reply(query_id, embed_output(raw), False)

@@ -87,8 +87,8 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
     """The model side: the RPC service and the gateway over it, wired together and started.
 
     Closing the gateway closes the RPC service. Uses ``rpc_host``, ``rpc_service_port``,
-    ``prediction_cache_size``, ``batch_wait_s``, ``batch_response_grace_s`` and
-    ``inactivity_timeout_s`` of ``settings``.
+    ``prediction_cache_size``, ``batch_wait_s``, ``batch_response_grace_s``,
+    ``max_queue_length`` and ``inactivity_timeout_s`` of ``settings``.
     """
     rpc = RpcService(
         store,
@@ -103,6 +103,7 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         metrics,
         batch_wait_s=settings.batch_wait_s,
         batch_response_grace_s=settings.batch_response_grace_s,
+        max_queue_length=settings.max_queue_length,
     )
     rpc.listener = gateway
     rpc.on_send_delay = metrics.record_rpc_queueing
@@ -183,7 +184,11 @@ class QueryFrontend:
         make_request = request_factory(asyncio.get_running_loop(), settings.max_request_bytes)
         # Low-level server, not a web.Application: see the handlers module for why.
         # No access log: one INFO line per query is too costly on the hot path.
-        server = web.Server(routes, request_factory=make_request, access_log=None)
+        # Handler cancellation: a client that disconnects cancels its handler, whose queries
+        # then leave their model queues (processor -> gateway.abandon) instead of being sent.
+        server = web.Server(
+            routes, request_factory=make_request, access_log=None, handler_cancellation=True
+        )
         runner = self._runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

@@ -20,3 +20,12 @@ def test_max_inputs_per_request_must_be_positive(bad: str, capsys: pytest.Captur
         QuerySettings.parse(["--max_inputs_per_request", bad], {})
     assert exited.value.code == 2
     assert "--max_inputs_per_request" in capsys.readouterr().err
+
+
+def test_max_queue_length_default_flag_and_environment() -> None:
+    from clipper_core.settings import DEFAULT_MAX_QUEUE_LENGTH
+
+    assert QuerySettings.parse([], {}).max_queue_length == DEFAULT_MAX_QUEUE_LENGTH == 8192
+    assert QuerySettings.parse([], {"CLIPPER_MAX_QUEUE_LENGTH": "10"}).max_queue_length == 10
+    env = {"CLIPPER_MAX_QUEUE_LENGTH": "10"}
+    assert QuerySettings.parse(["--max_queue_length=3"], env).max_queue_length == 3
