@@ -24,10 +24,14 @@ __all__ = [
     "DEFAULT_BATCH_WAIT_S",
     "DEFAULT_HOST",
     "DEFAULT_INACTIVITY_TIMEOUT_S",
+    "DEFAULT_KEEPALIVE_TIMEOUT_S",
     "DEFAULT_MANAGEMENT_PORT",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_INPUTS_PER_REQUEST",
     "DEFAULT_MAX_QUEUE_LENGTH",
     "DEFAULT_REDIS_PORT",
+    "DEFAULT_TIMEOUT_CONTENT_S",
+    "DEFAULT_TIMEOUT_REQUEST_S",
     "ENV_PREFIX",
     "REDIS_PASSWORD_ENV",
     "FlagReader",
@@ -60,6 +64,13 @@ DEFAULT_MAX_INPUTS_PER_REQUEST: Final = 2048
 # Queries queued per model before new ones are shed with the default output: four maximal
 # requests' worth, far more than a healthy model holds, yet a bound on memory under overload.
 DEFAULT_MAX_QUEUE_LENGTH: Final = 8192
+# The original's HTTP timeouts (core spec 7): headers, then body and response, in seconds.
+DEFAULT_TIMEOUT_REQUEST_S: Final = 5
+DEFAULT_TIMEOUT_CONTENT_S: Final = 300
+# An idle keep-alive connection is closed after this long (it holds a file descriptor).
+DEFAULT_KEEPALIVE_TIMEOUT_S: Final = 15.0
+# Connections served at once; more are answered 503 and closed (keep below `ulimit -n`).
+DEFAULT_MAX_CONNECTIONS: Final = 10_000
 # Delayed batching: how long a free replica waits for its batch to fill (0 = take what is queued).
 DEFAULT_BATCH_WAIT_S: Final = 0.0
 # A batch still unanswered this long after the last deadline in it means a wedged container
@@ -357,9 +368,10 @@ class ManagementSettings:
 class QuerySettings:
     """Settings of ``python -m clipper_core.query_frontend`` (the original's flags, spec 7).
 
-    ``thread_pool_size``, ``timeout_request`` and ``timeout_content`` are accepted for
-    compatibility with the original's command lines and are unused: one asyncio loop serves
-    every connection, and aiohttp manages its own connection timeouts.
+    ``thread_pool_size`` is accepted for compatibility with the original's command lines and
+    is unused: one asyncio loop serves every connection. ``timeout_request`` (seconds to send
+    the request line and headers) and ``timeout_content`` (seconds to send the body and read
+    the response) mean what they meant in the original, 0 = no limit.
     """
 
     redis: RedisOptions = RedisOptions()
@@ -375,8 +387,10 @@ class QuerySettings:
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
     thread_pool_size: int = 1
-    timeout_request: int = 5
-    timeout_content: int = 300
+    timeout_request: int = DEFAULT_TIMEOUT_REQUEST_S
+    timeout_content: int = DEFAULT_TIMEOUT_CONTENT_S
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     logging: LoggingOptions = LoggingOptions()
 
     @classmethod
@@ -436,8 +450,30 @@ class QuerySettings:
             "seconds of silence after which a model container is removed",
         )
         flags.add("thread_pool_size", parse_positive_int, 1, "accepted for compatibility; unused")
-        flags.add("timeout_request", parse_non_negative_int, 5, "accepted for compatibility; unused")
-        flags.add("timeout_content", parse_non_negative_int, 300, "accepted for compatibility; unused")
+        flags.add(
+            "timeout_request",
+            parse_non_negative_int,
+            DEFAULT_TIMEOUT_REQUEST_S,
+            "seconds a client has to send the request line and headers (0 = no limit)",
+        )
+        flags.add(
+            "timeout_content",
+            parse_non_negative_int,
+            DEFAULT_TIMEOUT_CONTENT_S,
+            "seconds a client has to send the body and read the response (0 = no limit)",
+        )
+        flags.add(
+            "keepalive_timeout_s",
+            parse_non_negative_seconds,
+            DEFAULT_KEEPALIVE_TIMEOUT_S,
+            "seconds an idle keep-alive connection is kept open (0 = no limit)",
+        )
+        flags.add(
+            "max_connections",
+            parse_positive_int,
+            DEFAULT_MAX_CONNECTIONS,
+            "HTTP connections served at once; more are answered 503 and closed",
+        )
         LoggingOptions.declare(flags)
         flags.parse_args(argv)
         return cls(
@@ -456,5 +492,7 @@ class QuerySettings:
             thread_pool_size=flags.int_value("thread_pool_size"),
             timeout_request=flags.int_value("timeout_request"),
             timeout_content=flags.int_value("timeout_content"),
+            keepalive_timeout_s=flags.float_value("keepalive_timeout_s"),
+            max_connections=flags.int_value("max_connections"),
             logging=LoggingOptions.resolve(flags),
         )

@@ -13,11 +13,13 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from aiohttp import web
 
+from clipper_core.query_frontend.connections import ConnectionLimits, LimitedServer, request_started
 from clipper_core.query_frontend.freshness import StateBarrier
 from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.query_frontend.handlers import QueryHandlers, QueryRoutes
@@ -37,6 +39,8 @@ REGISTRY_DBS: Final = (Db.MODEL, Db.APPLICATION, Db.METADATA, Db.APP_MODEL_LINKS
 SUBSCRIBE_TIMEOUT_S: Final = 30.0
 STOP_ATTEMPTS: Final = 50
 STOP_ATTEMPT_S: Final = 0.1
+# File descriptors left for Redis, the RPC socket, model containers and logs.
+FDS_KEPT_FREE: Final = 256
 
 
 async def _after(
@@ -72,12 +76,16 @@ RequestFactory = Callable[[Any, Any, Any, Any, Any], web.BaseRequest]
 def request_factory(loop: asyncio.AbstractEventLoop, max_body_bytes: int) -> RequestFactory:
     """``web.Server``'s request factory: a plain ``BaseRequest`` with our body limit.
 
+    It runs once a request's headers are parsed, so it also starts the connection's content
+    timeout (``connections.request_started``).
+
     aiohttp answers 413 when a handler reads a body over ``client_max_size``. Building the
     request by hand leans on aiohttp internals (the factory's arguments, BaseRequest's
     constructor): tests/integration/test_pinned_internals.py watches them.
     """
 
     def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        request_started(protocol)
         return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes)
 
     return make_request
@@ -115,6 +123,24 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         await gateway.aclose()
         raise
     return gateway
+
+
+def _connection_limits(settings: QuerySettings) -> ConnectionLimits:
+    """The HTTP connection limits; the cap is lowered below the open-files limit if needed."""
+    max_connections = settings.max_connections
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and max_connections > soft - FDS_KEPT_FREE > 0:
+        logger.warning(
+            "--max_connections %d is above the open-files limit (ulimit -n %d); serving at most %d",
+            max_connections, soft, soft - FDS_KEPT_FREE,
+        )
+        max_connections = soft - FDS_KEPT_FREE
+    return ConnectionLimits(
+        timeout_request_s=float(settings.timeout_request),
+        timeout_content_s=float(settings.timeout_content),
+        keepalive_timeout_s=settings.keepalive_timeout_s,
+        max_connections=max_connections,
+    )
 
 
 class QueryFrontend:
@@ -186,8 +212,12 @@ class QueryFrontend:
         # No access log: one INFO line per query is too costly on the hot path.
         # Handler cancellation: a client that disconnects cancels its handler, whose queries
         # then leave their model queues (processor -> gateway.abandon) instead of being sent.
-        server = web.Server(
-            routes, request_factory=make_request, access_log=None, handler_cancellation=True
+        server = LimitedServer(
+            routes,
+            _connection_limits(settings),
+            request_factory=make_request,
+            access_log=None,
+            handler_cancellation=True,
         )
         runner = self._runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()

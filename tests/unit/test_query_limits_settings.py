@@ -29,3 +29,13 @@ def test_max_queue_length_default_flag_and_environment() -> None:
     assert QuerySettings.parse([], {"CLIPPER_MAX_QUEUE_LENGTH": "10"}).max_queue_length == 10
     env = {"CLIPPER_MAX_QUEUE_LENGTH": "10"}
     assert QuerySettings.parse(["--max_queue_length=3"], env).max_queue_length == 3
+
+
+def test_connection_limits_defaults_flags_and_environment() -> None:
+    defaults = QuerySettings.parse([], {})
+    assert (defaults.timeout_request, defaults.timeout_content) == (5, 300)  # the original's
+    assert (defaults.keepalive_timeout_s, defaults.max_connections) == (15.0, 10_000)
+    env = {"CLIPPER_TIMEOUT_REQUEST": "2", "CLIPPER_KEEPALIVE_TIMEOUT_S": "0", "CLIPPER_MAX_CONNECTIONS": "9"}
+    settings = QuerySettings.parse(["--timeout_content", "0", "--max_connections", "50"], env)
+    assert (settings.timeout_request, settings.timeout_content) == (2, 0)
+    assert (settings.keepalive_timeout_s, settings.max_connections) == (0.0, 50)
