@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_INPUTS_PER_REQUEST",
     "DEFAULT_MAX_QUEUE_LENGTH",
     "DEFAULT_REDIS_PORT",
+    "DEFAULT_RPC_MAX_MESSAGE_BYTES",
     "DEFAULT_TIMEOUT_CONTENT_S",
     "DEFAULT_TIMEOUT_REQUEST_S",
     "ENV_PREFIX",
@@ -80,6 +81,8 @@ DEFAULT_BATCH_WAIT_S: Final = 0.0
 DEFAULT_BATCH_RESPONSE_GRACE_S: Final = 30.0
 # A model container silent this long is removed (its in-flight batch fails at once).
 DEFAULT_INACTIVITY_TIMEOUT_S: Final = 30.0
+# Largest frame a model container may send (ZMQ_MAXMSGSIZE; a larger one disconnects it).
+DEFAULT_RPC_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -386,6 +389,7 @@ class QuerySettings:
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
+    rpc_max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES
     thread_pool_size: int = 1
     timeout_request: int = DEFAULT_TIMEOUT_REQUEST_S
     timeout_content: int = DEFAULT_TIMEOUT_CONTENT_S
@@ -449,6 +453,12 @@ class QuerySettings:
             DEFAULT_INACTIVITY_TIMEOUT_S,
             "seconds of silence after which a model container is removed",
         )
+        flags.add(
+            "rpc_max_message_bytes",
+            parse_positive_int,
+            DEFAULT_RPC_MAX_MESSAGE_BYTES,
+            "largest RPC frame a model container may send; a larger one disconnects it",
+        )
         flags.add("thread_pool_size", parse_positive_int, 1, "accepted for compatibility; unused")
         flags.add(
             "timeout_request",
@@ -489,6 +499,7 @@ class QuerySettings:
             batch_wait_s=flags.float_value("batch_wait_s"),
             batch_response_grace_s=flags.float_value("batch_response_grace_s"),
             inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),
+            rpc_max_message_bytes=flags.int_value("rpc_max_message_bytes"),
             thread_pool_size=flags.int_value("thread_pool_size"),
             timeout_request=flags.int_value("timeout_request"),
             timeout_content=flags.int_value("timeout_content"),

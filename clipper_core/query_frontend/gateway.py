@@ -261,6 +261,8 @@ class ModelGateway:
             return
         lane.queue.remove_replica(info.zmq_connection_id)
         self._fail_queued_if_unserved(lane.queue, info.model_id)
+        if not lane.queue.replicas:
+            self._tasks.spawn(self._forget_if_unregistered(info.model_id, lane.queue))
 
     def replica_draining(self, info: ContainerInfo) -> None:
         lane = self._lanes.get(info.model_id)
@@ -275,6 +277,23 @@ class ModelGateway:
             failed = queue.fail_queued(ModelFailed(f"no model container of {model} is left to answer"))
             if failed:
                 logger.warning("Failed %d queued queries of %s: no replica left", failed, model)
+
+    async def _forget_if_unregistered(self, model: ModelId, queue: ModelQueue) -> None:
+        """The last replica of a model that is not registered (DB 2) left: drop its queue and
+        its metric series, so registrations under made-up names leave nothing behind."""
+        try:
+            if await self._store.model_exists(model.name, model.version):
+                return
+        except StateError as exc:
+            logger.debug("Could not check whether %s is registered: %s", model, exc.cause)
+            return
+        lane = self._lanes.get(model)
+        if lane is None or lane.queue is not queue or queue.replicas:
+            return  # replaced, or a replica came back meanwhile
+        del self._lanes[model]
+        queue.close(ModelFailed(f"model {model} is not registered and has no replica left"))
+        self.metrics.remove_model(str(model))
+        logger.info("Forgot model %s: not registered and no replica left", model)
 
     async def _initial_batch_size(self, model: ModelId) -> int:
         known = self._batch_sizes.get(model)

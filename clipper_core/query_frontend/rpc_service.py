@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
@@ -46,8 +48,14 @@ from clipper_core.rpc import (
     encode_predict_request,
 )
 from clipper_core.rpc.codec import Buffer
-from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S
-from clipper_core.state import ContainerInfo, ModelId, StateStore
+from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S, DEFAULT_RPC_MAX_MESSAGE_BYTES
+from clipper_core.state import (
+    ContainerInfo,
+    ModelId,
+    StateStore,
+    invalid_name_message,
+    is_dns1123_subdomain,
+)
 
 __all__ = [
     "ReplicaListener",
@@ -68,6 +76,31 @@ _U32_MASK: Final = 0xFFFFFFFF
 
 _KEEP_ALIVE: Final = encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
 _REQUEST_METADATA: Final = encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA)
+
+
+class _RateLimitedWarning:
+    """A warning per bad message, but at most ``burst`` per ``period_s`` (then a count)."""
+
+    def __init__(self, burst: int = 10, period_s: float = 60.0) -> None:
+        self.burst = burst
+        self.period_s = period_s
+        self._window_start = -math.inf
+        self._in_window = 0
+        self._suppressed = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.period_s:
+            if self._suppressed:
+                logger.warning(
+                    "%d more such warnings were suppressed in the last %g s", self._suppressed, self.period_s
+                )
+            self._window_start, self._in_window, self._suppressed = now, 0, 0
+        if self._in_window < self.burst:
+            self._in_window += 1
+            logger.warning(message, *args)
+        else:
+            self._suppressed += 1
 
 
 class ReplicaListener(Protocol):
@@ -115,8 +148,11 @@ class RpcService:
         listener: ReplicaListener | None = None,
         inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S,
         check_period_s: float | None = None,
+        max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES,
     ) -> None:
         self._store = store
+        self.max_message_bytes = max_message_bytes
+        self._refusals = _RateLimitedWarning()
         self._host = host
         self.port = port
         self.listener = listener
@@ -155,6 +191,8 @@ class RpcService:
         sock = ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.LINGER, 0)
+        # A peer sending a larger frame is disconnected by libzmq before it is buffered.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         host = "*" if self._host in ("", "0.0.0.0") else self._host
         try:
             if self.port == 0:
@@ -294,7 +332,7 @@ class RpcService:
         try:
             message = decode_from_container(frames[1:])
         except RpcProtocolError as exc:
-            logger.warning("Ignoring a malformed message from a model container: %s", exc.cause)
+            self._refusals.warn("Ignoring a malformed message from a model container: %s", exc.cause)
             self._count("received", "malformed")
             return
         if type(message) is PredictResponse:
@@ -308,10 +346,10 @@ class RpcService:
                 self._send_control(identity, _KEEP_ALIVE, "keep_alive")
         elif type(message) is NewContainer:
             self._count("received", "new_container")
-            if conn is None:
-                self._register(identity, message)
-            else:
+            if conn is not None:
                 logger.debug("Ignoring repeated registration of %s", _describe(conn))
+            elif self._admissible(message):
+                self._register(identity, message)
         elif type(message) is ContainerError:
             self._count("received", "container_error")
             self._on_container_error(conn, message)
@@ -360,6 +398,17 @@ class RpcService:
         )
 
     # ------------------------------------------------------------------ registration
+
+    def _admissible(self, message: NewContainer) -> bool:
+        """Names the management API would accept (DNS-1123, so no ',' or ':' for the keys)."""
+        for value, what in ((message.model_name, "model name"), (message.model_version, "model version")):
+            if not is_dns1123_subdomain(value):
+                self._count("received", "refused_registration")
+                self._refusals.warn(
+                    "Refused a model container registration: %s", invalid_name_message(what, value[:100])
+                )
+                return False
+        return True
 
     def _register(self, identity: bytes, message: NewContainer) -> None:
         assert self._loop is not None

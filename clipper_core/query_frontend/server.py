@@ -103,6 +103,7 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         settings.rpc_host,
         settings.rpc_service_port,
         inactivity_timeout_s=settings.inactivity_timeout_s,
+        max_message_bytes=settings.rpc_max_message_bytes,
     )
     gateway = ModelGateway(
         store,

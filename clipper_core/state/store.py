@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
@@ -45,6 +45,9 @@ CONNECT_PROBE_TIMEOUT_S: Final = 1.0
 KEYSPACE_EVENTS: Final = "AKE"
 # Keys asked for per SCAN step: large enough that a thousand records take one round trip.
 SCAN_COUNT: Final = 1000
+# Connections per logical DB (the keyspace watcher holds one of its DB's); callers beyond it wait.
+POOL_MAX_CONNECTIONS: Final = 16
+POOL_WAIT_S: Final = 30.0
 
 T = TypeVar("T")
 
@@ -54,13 +57,24 @@ class StateStore:
 
     def __init__(self, settings: RedisOptions) -> None:
         self.settings = settings
+        # A bounded pool per DB that makes callers wait for a free connection: a burst of
+        # container registrations must queue its writes, not open a connection each until
+        # Redis refuses clients (which left records that were never deleted).
         self._clients: dict[Db, aioredis.Redis] = {
-            db: aioredis.Redis(
-                host=settings.ip,
-                port=settings.port,
-                password=settings.password,
-                db=int(db),
-                decode_responses=True,
+            # from_pool: the client owns the pool and closes it in aclose().
+            db: aioredis.Redis.from_pool(
+                aioredis.BlockingConnectionPool(
+                    max_connections=POOL_MAX_CONNECTIONS,
+                    timeout=POOL_WAIT_S,
+                    host=settings.ip,
+                    port=settings.port,
+                    password=settings.password,
+                    db=int(db),
+                    decode_responses=True,
+                    # What Redis() gives its own pool (a pool passed in gets no retry): a
+                    # connection closed by a Redis restart is re-opened, not reported.
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1), 10),
+                )
             )
             for db in Db
         }
