@@ -3,9 +3,12 @@
 Registration, heartbeats and liveness follow the original (spec 1.5-1.6): an unknown
 identity's heartbeat is answered with RequestContainerMetadata, a known one's with
 KeepAlive; NewContainer allocates a connection id (per process) and a replica id (per
-model, never reused), writes the DB 3 record and hands the replica to the listener
-in-process. A container silent for ``inactivity_timeout_s`` is removed; unlike the
-original, its in-flight batch fails at once instead of waiting for the SLO.
+model, never one that a DB 3 record holds, across restarts and frontends), writes the DB 3
+record and hands the replica to the listener in-process. Records expire unless refreshed
+(``record_ttl_s``, twice the inactivity timeout): after a restart, the previous run's records
+of containers that do not register again disappear on their own. A container silent for
+``inactivity_timeout_s`` is removed; unlike the original, its in-flight batch fails at once
+instead of waiting for the SLO.
 
 Draining (our extension, see ``clipper_core.rpc.codec``): a container about to exit says
 so; the listener takes its replica out of rotation at once without failing the batch it
@@ -28,7 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol, cast
 
 import zmq
@@ -73,6 +76,12 @@ BUSY_PROBE_PERIOD_S: Final = 0.25
 # Bound on messages handled per loop turn so a flood of responses cannot starve HTTP.
 MAX_MESSAGES_PER_DRAIN: Final = 256
 _U32_MASK: Final = 0xFFFFFFFF
+# DB 3 records carry an expiry of this many inactivity timeouts, refreshed this often per TTL
+# while the replica lives: after a restart, the previous run's records expire on their own.
+RECORD_TTL_PER_INACTIVITY_TIMEOUT: Final = 2.0
+RECORD_REFRESHES_PER_TTL: Final = 4
+MAX_CLAIM_ATTEMPTS: Final = 1000
+SHUTDOWN_DELETE_S: Final = 2.0
 
 _KEEP_ALIVE: Final = encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
 _REQUEST_METADATA: Final = encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA)
@@ -152,6 +161,8 @@ class RpcService:
     ) -> None:
         self._store = store
         self.max_message_bytes = max_message_bytes
+        # DB 3 records expire unless refreshed: a replica's record outlives it by at most this.
+        self.record_ttl_s = max(1, math.ceil(RECORD_TTL_PER_INACTIVITY_TIMEOUT * inactivity_timeout_s))
         self._refusals = _RateLimitedWarning()
         self._host = host
         self.port = port
@@ -184,7 +195,9 @@ class RpcService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Bind the ROUTER and start reading; port 0 picks a free port (see ``self.port``)."""
+        """Reconcile DB 3, bind the ROUTER and start reading; port 0 picks a free port
+        (see ``self.port``)."""
+        await self._reconcile_records()
         loop = asyncio.get_running_loop()
         self._loop = loop
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
@@ -208,11 +221,13 @@ class RpcService:
         loop.add_reader(self._fd, self._drain)
         self._checker = self._tasks.spawn(self._check_activity_forever())
         self._tasks.spawn(self._probe_busy_forever())
+        self._tasks.spawn(self._refresh_records_forever())
         self._schedule_drain()
         logger.info("RPC service listening on tcp://%s:%d", host, self.port)
 
     async def aclose(self) -> None:
-        """Stop reading, fail every in-flight batch, close the socket."""
+        """Stop reading, fail every in-flight batch, delete our replicas' DB 3 records (they
+        are served by nobody once we stop; a crash leaves them to expire), close the socket."""
         if self._sock is None:
             return
         assert self._loop is not None
@@ -221,6 +236,17 @@ class RpcService:
             fail_unless_done(entry.future, ModelFailed("the query frontend is shutting down"))
         self._inflight.clear()
         await self._tasks.cancel_all()
+        recorded = [
+            c.info
+            for c in self._by_identity.values()
+            if not c.is_retired and c.registration is not None and c.registration.done()
+        ]
+        if recorded:
+            try:
+                async with asyncio.timeout(SHUTDOWN_DELETE_S):
+                    await self._store.delete_containers(recorded)
+            except (StateError, TimeoutError) as exc:
+                logger.warning("Replica records left to expire in Redis: %s", exc)
         self._sock.close(0)
         assert self._ctx is not None
         self._ctx.term()
@@ -421,18 +447,19 @@ class RpcService:
         conn = _Connection(identity, connection_id, info, self._loop.time())
         self._by_identity[identity] = conn
         self._by_id[connection_id] = conn
-        logger.info(
-            "Model container %s replica %d registered (connection %d, input type %s)",
-            model, replica_id, connection_id, message.input_type.readable_name,
-        )
         conn.registration = self._tasks.spawn(self._publish_replica(conn))
 
     async def _publish_replica(self, conn: _Connection) -> None:
         try:
-            await self._store.add_container(conn.info)
+            conn.info = await self._claim_record(conn.info)
         except StateError as exc:
             # Serving does not need the record; management views will miss this replica.
             logger.error("Could not record %s in Redis: %s", _describe(conn), exc.cause)
+        info = conn.info
+        logger.info(
+            "Model container %s replica %d registered (connection %d, input type %s)",
+            info.model_id, info.replica_id, info.zmq_connection_id, info.input_type.readable_name,
+        )
         if not self._is_routable(conn):
             return
         if self.listener is not None:
@@ -469,6 +496,49 @@ class RpcService:
             # Unprompted, so it need not wait for its next heartbeat; only a container that
             # sent the draining extension ever gets a heartbeat reply it did not ask for.
             self._send_control(conn.identity, _REQUEST_METADATA, "request_metadata")
+
+    async def _claim_record(self, info: ContainerInfo) -> ContainerInfo:
+        """Write the DB 3 record under the first replica id no record holds (another frontend's,
+        or one left by our previous run and not expired yet): ids are never reused."""
+        model = info.model_id
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            if await self._store.claim_container(info, self.record_ttl_s):
+                return info
+            replica_id = max(info.replica_id + 1, self._replica_counters.get(model, 0))
+            self._replica_counters[model] = replica_id + 1
+            info = replace(info, replica_id=replica_id)
+        raise StateError(f"no free replica id for {model} after {MAX_CLAIM_ATTEMPTS} attempts")
+
+    async def _reconcile_records(self) -> None:
+        """At start-up: records nobody refreshes (our previous run's) get an expiry, and replica
+        ids continue above those still recorded, so a live record's id is never handed out."""
+        try:
+            expiring = await self._store.expire_unowned_containers(self.record_ttl_s)
+            recorded = await self._store.list_container_ids()
+        except StateError as exc:
+            logger.error("Could not reconcile the replica records in Redis: %s", exc.cause)
+            return
+        for name, version, replica_id in recorded:
+            model = ModelId(name, version)
+            self._replica_counters[model] = max(self._replica_counters.get(model, 0), replica_id + 1)
+        if expiring:
+            logger.info(
+                "%d replica record(s) left by an earlier run expire in %d s unless their containers"
+                " register again", expiring, self.record_ttl_s,
+            )
+
+    async def _refresh_records_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.record_ttl_s / RECORD_REFRESHES_PER_TTL)
+            live = [
+                c.info
+                for c in self._by_identity.values()
+                if not c.is_retired and c.registration is not None and c.registration.done()
+            ]
+            try:
+                await self._store.refresh_containers(live, self.record_ttl_s)
+            except StateError as exc:
+                logger.warning("Could not refresh the replica records in Redis: %s", exc.cause)
 
     # ------------------------------------------------------------------ removal
 
