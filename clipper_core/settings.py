@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 __all__ = [
@@ -390,6 +390,8 @@ class QuerySettings:
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
     rpc_max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES
+    # The cluster's RPC secret (CurveZMQ); None = plain RPC v3 as the original. Not in repr.
+    rpc_secret: str | None = field(default=None, repr=False)
     thread_pool_size: int = 1
     timeout_request: int = DEFAULT_TIMEOUT_REQUEST_S
     timeout_content: int = DEFAULT_TIMEOUT_CONTENT_S
@@ -459,6 +461,13 @@ class QuerySettings:
             DEFAULT_RPC_MAX_MESSAGE_BYTES,
             "largest RPC frame a model container may send; a larger one disconnects it",
         )
+        flags.add(
+            "rpc_secret",
+            _parse_str,
+            None,
+            "shared secret: model containers must speak CurveZMQ with keys derived from it"
+            " (prefer the environment to keep it out of `ps`)",
+        )
         flags.add("thread_pool_size", parse_positive_int, 1, "accepted for compatibility; unused")
         flags.add(
             "timeout_request",
@@ -500,6 +509,7 @@ class QuerySettings:
             batch_response_grace_s=flags.float_value("batch_response_grace_s"),
             inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),
             rpc_max_message_bytes=flags.int_value("rpc_max_message_bytes"),
+            rpc_secret=flags.optional_str_value("rpc_secret"),
             thread_pool_size=flags.int_value("thread_pool_size"),
             timeout_request=flags.int_value("timeout_request"),
             timeout_content=flags.int_value("timeout_content"),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import logging
 import math
 import time
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Protocol, cast
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
 from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
@@ -42,6 +44,7 @@ from clipper_core.rpc import (
     ContainerDraining,
     ContainerError,
     ContainerHeartbeat,
+    CurveKeys,
     HeartbeatType,
     InputType,
     NewContainer,
@@ -112,6 +115,16 @@ class _RateLimitedWarning:
             self._suppressed += 1
 
 
+class _OneClientKey:
+    """ZAP credentials provider: admits the one client key derived from the cluster secret."""
+
+    def __init__(self, client_public: bytes) -> None:
+        self._key = client_public
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return hmac.compare_digest(key, self._key)
+
+
 class ReplicaListener(Protocol):
     """Told about replicas as they come and go (the gateway's model queues)."""
 
@@ -158,9 +171,12 @@ class RpcService:
         inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S,
         check_period_s: float | None = None,
         max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES,
+        curve: CurveKeys | None = None,
     ) -> None:
         self._store = store
         self.max_message_bytes = max_message_bytes
+        self._curve = curve
+        self._authenticator: ThreadAuthenticator | None = None
         # DB 3 records expire unless refreshed: a replica's record outlives it by at most this.
         self.record_ttl_s = max(1, math.ceil(RECORD_TTL_PER_INACTIVITY_TIMEOUT * inactivity_timeout_s))
         self._refusals = _RateLimitedWarning()
@@ -206,6 +222,13 @@ class RpcService:
         sock.setsockopt(zmq.LINGER, 0)
         # A peer sending a larger frame is disconnected by libzmq before it is buffered.
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        if self._curve is not None:
+            # Only peers holding the cluster's client key complete the handshake (ZAP, served
+            # by pyzmq's authenticator thread on this context).
+            self._authenticator = ThreadAuthenticator(ctx, log=logger)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback("*", _OneClientKey(self._curve.client_public))
+            self._curve.apply_to_server(sock)
         host = "*" if self._host in ("", "0.0.0.0") else self._host
         try:
             if self.port == 0:
@@ -214,6 +237,7 @@ class RpcService:
                 sock.bind(f"tcp://{host}:{self.port}")
         except zmq.ZMQError:
             sock.close(0)
+            self._stop_authenticator()
             ctx.term()
             raise
         self._ctx, self._sock = ctx, sock
@@ -223,7 +247,10 @@ class RpcService:
         self._tasks.spawn(self._probe_busy_forever())
         self._tasks.spawn(self._refresh_records_forever())
         self._schedule_drain()
-        logger.info("RPC service listening on tcp://%s:%d", host, self.port)
+        logger.info(
+            "RPC service listening on tcp://%s:%d (%s)",
+            host, self.port, "CurveZMQ, cluster key required" if self._curve else "no authentication",
+        )
 
     async def aclose(self) -> None:
         """Stop reading, fail every in-flight batch, delete our replicas' DB 3 records (they
@@ -249,8 +276,14 @@ class RpcService:
                 logger.warning("Replica records left to expire in Redis: %s", exc)
         self._sock.close(0)
         assert self._ctx is not None
+        self._stop_authenticator()
         self._ctx.term()
         self._sock = None
+
+    def _stop_authenticator(self) -> None:
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
 
     @property
     def connection_count(self) -> int:

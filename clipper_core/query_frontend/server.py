@@ -27,6 +27,7 @@ from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
 from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.rpc import CurveKeys
 from clipper_core.settings import QuerySettings
 from clipper_core.state import Barrier, Db, KeyspaceWatch, Resync, StateChange, StateStore
 
@@ -104,6 +105,7 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         settings.rpc_service_port,
         inactivity_timeout_s=settings.inactivity_timeout_s,
         max_message_bytes=settings.rpc_max_message_bytes,
+        curve=CurveKeys.from_secret(settings.rpc_secret) if settings.rpc_secret else None,
     )
     gateway = ModelGateway(
         store,
