@@ -166,16 +166,17 @@ class ModelGateway:
         lane.queue.put(query)
         return future
 
-    def abandon(self, model: ModelId, payload: bytes) -> None:
-        """A caller of :meth:`submit` went away (its client disconnected) before the outcome.
+    def abandon(self, model: ModelId, payload: bytes, future: asyncio.Future[bytes]) -> None:
+        """A caller of :meth:`submit` went away (its client disconnected) before ``future``,
+        the one it got, was done.
 
         When no other caller waits for the query, it leaves its queue and is never sent; one
         already in a batch still fills the cache.
         """
         key: CacheKey = (model.name, model.version, payload)
         pending = self.cache.get_pending(key)
-        if pending is None or pending.future.done():
-            return
+        if pending is None or pending.future is not future or future.done():
+            return  # finished, or the key's pending query is a newer one others wait for
         pending.waiters -= 1
         if pending.waiters > 0:
             return

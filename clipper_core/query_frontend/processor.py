@@ -49,7 +49,7 @@ class PredictionGateway(Protocol):
 
     def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]: ...
 
-    def abandon(self, model: ModelId, payload: bytes) -> None: ...
+    def abandon(self, model: ModelId, payload: bytes, future: asyncio.Future[bytes]) -> None: ...
 
 
 class RegistryView(Protocol):
@@ -237,7 +237,7 @@ class QueryProcessor:
                 # The client went away: its queries leave the queues unless others wait too.
                 for index, future in waiting.items():
                     if not future.done():
-                        gateway.abandon(target, payloads[index])
+                        gateway.abandon(target, payloads[index], future)
                 raise
             for index, future in waiting.items():
                 replies[index] = self._reply_to(app, target, first_id + index, future)
@@ -321,7 +321,7 @@ class QueryProcessor:
             raw = await self._deadlines.until(shared, deadline)
         except asyncio.CancelledError:
             # The client went away: the query leaves its queue unless others wait for it too.
-            self._gateway.abandon(target, payload)
+            self._gateway.abandon(target, payload, shared)
             raise
         except Exception as exc:
             return self._failed_reply(app, target, query_id, exc)
