@@ -10,19 +10,18 @@ and the RPC port speaks plain RPC v3, as the original.
 from __future__ import annotations
 
 import os
-import secrets
 
+from clipper_admin.container_manager import RPC_SECRET_ENV, new_secret
 from clipper_admin.local.cluster_record import ClusterPaths
 
 __all__ = ["RPC_SECRET_ENV", "create", "env_for", "remove"]
 
-RPC_SECRET_ENV = "CLIPPER_RPC_SECRET"
 _FILE_NAME = "rpc.secret"
 
 
 def create(paths: ClusterPaths) -> dict[str, str]:
     """A new secret, stored for later replicas; returns the environment that carries it."""
-    secret = secrets.token_urlsafe(32)
+    secret = new_secret()
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     path = paths.run_dir / _FILE_NAME
     path.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def test_a_secure_cluster_serves_its_replicas_and_ignores_strangers(tmp_path: Pa
     conn.start_clipper()
     try:
         secret_file = manager.paths.run_dir / "rpc.secret"
-        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600 and len(secret_file.read_text()) >= 40
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600 and len(secret_file.read_text()) >= 32
         conn.register_application("app", "doubles", "DEFAULT", 3_000_000)
         python_deployer.deploy_python_closure(conn, "m", 1, "doubles", lambda xs: [str(len(x)) for x in xs])
         conn.link_model_to_app("app", "m")
