@@ -28,6 +28,7 @@ __all__ = [
     "CONTAINERLESS_MODEL_IMAGE",
     "REDIS_PASSWORD_ENV",
     "REDIS_PERSISTENCE_ARGS",
+    "RPC_SECRET_ENV",
     "ClusterAdapter",
     "ContainerManager",
     "create_model_container_label",
@@ -55,6 +56,8 @@ REDIS_PERSISTENCE_ARGS: Final = ("--appendonly", "yes", "--appendfsync", "everys
 # Environment variables the frontends read (clipper_core.settings): Redis AUTH, admin API token.
 REDIS_PASSWORD_ENV: Final = "REDIS_PASSWORD"
 ADMIN_TOKEN_ENV: Final = "CLIPPER_ADMIN_TOKEN"
+# The cluster's RPC secret (secure_rpc=True), read by the query frontend and model containers.
+RPC_SECRET_ENV: Final = "CLIPPER_RPC_SECRET"
 
 
 def new_secret() -> str:

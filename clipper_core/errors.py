@@ -15,6 +15,8 @@ __all__ = [
     "ModelFailed",
     "NoConnectedModels",
     "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
     "QueryExpired",
     "Rejected",
     "RpcProtocolError",
@@ -48,6 +50,13 @@ class NotFound(ClipperError):
     default_error = "Not found"
 
 
+class PayloadTooLarge(ClipperError):
+    """The request asks for more work than one request may (HTTP 413)."""
+
+    http_status = 413
+    default_error = "Request Entity Too Large"
+
+
 class StateError(ClipperError):
     """Redis is unreachable or holds a record we cannot read."""
 
@@ -79,6 +88,10 @@ class ModelFailed(ClipperError):
 
 class ContainerGone(ModelFailed):
     """The batch was addressed to a connection that is no longer registered."""
+
+
+class Overloaded(ModelFailed):
+    """The model's queue is full: the query is shed and answered with the default output."""
 
 
 class NoConnectedModels(ClipperError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 __all__ = [
@@ -24,8 +24,15 @@ __all__ = [
     "DEFAULT_BATCH_WAIT_S",
     "DEFAULT_HOST",
     "DEFAULT_INACTIVITY_TIMEOUT_S",
+    "DEFAULT_KEEPALIVE_TIMEOUT_S",
     "DEFAULT_MANAGEMENT_PORT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_INPUTS_PER_REQUEST",
+    "DEFAULT_MAX_QUEUE_LENGTH",
     "DEFAULT_REDIS_PORT",
+    "DEFAULT_RPC_MAX_MESSAGE_BYTES",
+    "DEFAULT_TIMEOUT_CONTENT_S",
+    "DEFAULT_TIMEOUT_REQUEST_S",
     "ENV_PREFIX",
     "REDIS_PASSWORD_ENV",
     "FlagReader",
@@ -52,6 +59,19 @@ DEFAULT_RPC_SERVICE_PORT: Final = 7000
 DEFAULT_PREDICTION_CACHE_SIZE_BYTES: Final = 33_554_432
 # Prediction bodies carry base64 images; 32 MiB leaves room and still bounds memory per request.
 DEFAULT_MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
+# Inputs one predict request may carry (413 above): each input is a query with its own cache
+# lookup and queue entry, so this bounds the work and memory one request can claim.
+DEFAULT_MAX_INPUTS_PER_REQUEST: Final = 2048
+# Queries queued per model before new ones are shed with the default output: four maximal
+# requests' worth, far more than a healthy model holds, yet a bound on memory under overload.
+DEFAULT_MAX_QUEUE_LENGTH: Final = 8192
+# The original's HTTP timeouts (core spec 7): headers, then body and response, in seconds.
+DEFAULT_TIMEOUT_REQUEST_S: Final = 5
+DEFAULT_TIMEOUT_CONTENT_S: Final = 300
+# An idle keep-alive connection is closed after this long (it holds a file descriptor).
+DEFAULT_KEEPALIVE_TIMEOUT_S: Final = 15.0
+# Connections served at once; more are answered 503 and closed (keep below `ulimit -n`).
+DEFAULT_MAX_CONNECTIONS: Final = 10_000
 # Delayed batching: how long a free replica waits for its batch to fill (0 = take what is queued).
 DEFAULT_BATCH_WAIT_S: Final = 0.0
 # A batch still unanswered this long after the last deadline in it means a wedged container
@@ -61,6 +81,8 @@ DEFAULT_BATCH_WAIT_S: Final = 0.0
 DEFAULT_BATCH_RESPONSE_GRACE_S: Final = 30.0
 # A model container silent this long is removed (its in-flight batch fails at once).
 DEFAULT_INACTIVITY_TIMEOUT_S: Final = 30.0
+# Largest frame a model container may send (ZMQ_MAXMSGSIZE; a larger one disconnects it).
+DEFAULT_RPC_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -349,9 +371,10 @@ class ManagementSettings:
 class QuerySettings:
     """Settings of ``python -m clipper_core.query_frontend`` (the original's flags, spec 7).
 
-    ``thread_pool_size``, ``timeout_request`` and ``timeout_content`` are accepted for
-    compatibility with the original's command lines and are unused: one asyncio loop serves
-    every connection, and aiohttp manages its own connection timeouts.
+    ``thread_pool_size`` is accepted for compatibility with the original's command lines and
+    is unused: one asyncio loop serves every connection. ``timeout_request`` (seconds to send
+    the request line and headers) and ``timeout_content`` (seconds to send the body and read
+    the response) mean what they meant in the original, 0 = no limit.
     """
 
     redis: RedisOptions = RedisOptions()
@@ -361,12 +384,19 @@ class QuerySettings:
     rpc_service_port: int = DEFAULT_RPC_SERVICE_PORT
     prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_inputs_per_request: int = DEFAULT_MAX_INPUTS_PER_REQUEST
+    max_queue_length: int = DEFAULT_MAX_QUEUE_LENGTH
     batch_wait_s: float = DEFAULT_BATCH_WAIT_S
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
+    rpc_max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES
+    # The cluster's RPC secret (CurveZMQ); None = plain RPC v3 as the original. Not in repr.
+    rpc_secret: str | None = field(default=None, repr=False)
     thread_pool_size: int = 1
-    timeout_request: int = 5
-    timeout_content: int = 300
+    timeout_request: int = DEFAULT_TIMEOUT_REQUEST_S
+    timeout_content: int = DEFAULT_TIMEOUT_CONTENT_S
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     logging: LoggingOptions = LoggingOptions()
 
     @classmethod
@@ -395,6 +425,18 @@ class QuerySettings:
             "largest request body (413 above)",
         )
         flags.add(
+            "max_inputs_per_request",
+            parse_positive_int,
+            DEFAULT_MAX_INPUTS_PER_REQUEST,
+            "most inputs one predict request may carry (413 above)",
+        )
+        flags.add(
+            "max_queue_length",
+            parse_positive_int,
+            DEFAULT_MAX_QUEUE_LENGTH,
+            "queries queued per model; more are answered at once with the default output",
+        )
+        flags.add(
             "batch_wait_s",
             parse_non_negative_seconds,
             DEFAULT_BATCH_WAIT_S,
@@ -413,9 +455,44 @@ class QuerySettings:
             DEFAULT_INACTIVITY_TIMEOUT_S,
             "seconds of silence after which a model container is removed",
         )
+        flags.add(
+            "rpc_max_message_bytes",
+            parse_positive_int,
+            DEFAULT_RPC_MAX_MESSAGE_BYTES,
+            "largest RPC frame a model container may send; a larger one disconnects it",
+        )
+        flags.add(
+            "rpc_secret",
+            _parse_str,
+            None,
+            "shared secret: model containers must speak CurveZMQ with keys derived from it"
+            " (prefer the environment to keep it out of `ps`)",
+        )
         flags.add("thread_pool_size", parse_positive_int, 1, "accepted for compatibility; unused")
-        flags.add("timeout_request", parse_non_negative_int, 5, "accepted for compatibility; unused")
-        flags.add("timeout_content", parse_non_negative_int, 300, "accepted for compatibility; unused")
+        flags.add(
+            "timeout_request",
+            parse_non_negative_int,
+            DEFAULT_TIMEOUT_REQUEST_S,
+            "seconds a client has to send the request line and headers (0 = no limit)",
+        )
+        flags.add(
+            "timeout_content",
+            parse_non_negative_int,
+            DEFAULT_TIMEOUT_CONTENT_S,
+            "seconds a client has to send the body and read the response (0 = no limit)",
+        )
+        flags.add(
+            "keepalive_timeout_s",
+            parse_non_negative_seconds,
+            DEFAULT_KEEPALIVE_TIMEOUT_S,
+            "seconds an idle keep-alive connection is kept open (0 = no limit)",
+        )
+        flags.add(
+            "max_connections",
+            parse_positive_int,
+            DEFAULT_MAX_CONNECTIONS,
+            "HTTP connections served at once; more are answered 503 and closed",
+        )
         LoggingOptions.declare(flags)
         flags.parse_args(argv)
         return cls(
@@ -426,11 +503,17 @@ class QuerySettings:
             rpc_service_port=flags.int_value("rpc_service_port"),
             prediction_cache_size=flags.int_value("prediction_cache_size"),
             max_request_bytes=flags.int_value("max_request_bytes"),
+            max_inputs_per_request=flags.int_value("max_inputs_per_request"),
+            max_queue_length=flags.int_value("max_queue_length"),
             batch_wait_s=flags.float_value("batch_wait_s"),
             batch_response_grace_s=flags.float_value("batch_response_grace_s"),
             inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),
+            rpc_max_message_bytes=flags.int_value("rpc_max_message_bytes"),
+            rpc_secret=flags.optional_str_value("rpc_secret"),
             thread_pool_size=flags.int_value("thread_pool_size"),
             timeout_request=flags.int_value("timeout_request"),
             timeout_content=flags.int_value("timeout_content"),
+            keepalive_timeout_s=flags.float_value("keepalive_timeout_s"),
+            max_connections=flags.int_value("max_connections"),
             logging=LoggingOptions.resolve(flags),
         )

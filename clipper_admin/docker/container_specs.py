@@ -21,6 +21,7 @@ from clipper_admin.container_manager import (
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
     REDIS_PASSWORD_ENV,
     REDIS_PERSISTENCE_ARGS,
+    RPC_SECRET_ENV,
     create_model_container_label,
 )
 
@@ -125,6 +126,12 @@ def _secrets_environment(redis_password: str | None, admin_token: str | None = N
     return environment
 
 
+def _rpc_secret_environment(rpc_secret: str | None) -> dict[str, str]:
+    """The cluster's RPC secret (``secure_rpc=True``): the query frontend then speaks CurveZMQ
+    with keys derived from it and admits only containers that have it too."""
+    return {} if rpc_secret is None else {RPC_SECRET_ENV: rpc_secret}
+
+
 def management_frontend_spec(
     layout: NetworkLayout,
     image: str,
@@ -158,6 +165,7 @@ def query_frontend_spec(
     rpc_port: int,
     cache_size: int,
     redis_password: str | None = None,
+    rpc_secret: str | None = None,
 ) -> ContainerSpec:
     listen = layout.listen_port(CLIPPER_INTERNAL_QUERY_PORT, port)
     rpc_listen = layout.listen_port(CLIPPER_INTERNAL_RPC_PORT, rpc_port)
@@ -172,6 +180,7 @@ def query_frontend_spec(
     environment = {
         "HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/metrics",
         **_secrets_environment(redis_password),
+        **_rpc_secret_environment(rpc_secret),
     }
     ports = {
         **layout.publish(CLIPPER_INTERNAL_QUERY_PORT, port),
@@ -188,8 +197,10 @@ def model_replica_spec(
     image: str,
     query_frontend_name: str,
     rpc_port: int,
+    rpc_secret: str | None = None,
 ) -> ContainerSpec:
-    """A model replica with the original's environment, plus ``CLIPPER_PORT``."""
+    """A model replica with the original's environment, plus ``CLIPPER_PORT`` (and the
+    cluster's ``CLIPPER_RPC_SECRET`` when it has one)."""
     if layout.host_network:
         clipper_ip, clipper_port = LOOPBACK_IP, rpc_port
     else:
@@ -200,6 +211,7 @@ def model_replica_spec(
         "CLIPPER_IP": clipper_ip,
         "CLIPPER_PORT": str(clipper_port),
         "CLIPPER_INPUT_TYPE": input_type,
+        **_rpc_secret_environment(rpc_secret),
     }
     labels = {CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version)}
     return ContainerSpec(f"{name}_{version}", image, labels, environment=environment)

@@ -33,6 +33,7 @@ from clipper_admin.container_manager import (
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
     REDIS_PASSWORD_ENV,
+    RPC_SECRET_ENV,
     ClusterAdapter,
     ContainerManager,
     create_model_container_label,
@@ -84,6 +85,10 @@ class DockerContainerManager(ContainerManager):
         admin_token: when given, the management API requires ``Authorization: Bearer <token>``
             (``CLIPPER_ADMIN_TOKEN`` of its container); ``ClipperConnection`` sends it, and
             ``connect()`` from another process reads it back from that container.
+        secure_rpc: generate an RPC secret at ``start_clipper`` (``CLIPPER_RPC_SECRET`` of the
+            query frontend and of every model container started afterwards): the RPC port then
+            speaks CurveZMQ and admits only this cluster's containers. ``connect()`` reads it
+            back from the query frontend's container.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class DockerContainerManager(ContainerManager):
         extra_container_kwargs: dict[str, Any] | None = None,
         redis_password: str | None = None,
         admin_token: str | None = None,
+        secure_rpc: bool = False,
     ) -> None:
         if use_centralized_log:
             raise ClipperException(
@@ -121,6 +127,8 @@ class DockerContainerManager(ContainerManager):
         self.external_redis = redis_ip is not None
         self.redis_password = redis_password
         self.admin_token = admin_token
+        self.secure_rpc = secure_rpc
+        self.rpc_secret: str | None = None
         self.prometheus_port = prometheus_port
         self.docker_network = docker_network
         self.redis_image = clipper_image("redis")
@@ -221,10 +229,12 @@ class DockerContainerManager(ContainerManager):
                 self.redis_password, self.admin_token,
             )
         )  # fmt: skip
+        self.rpc_secret = new_secret() if self.secure_rpc else None
         self._run_healthy(
             query_frontend_spec(
                 layout, query_frontend_image, redis_host, redis_port,
                 self.clipper_query_port, self.clipper_rpc_port, cache_size, self.redis_password,
+                self.rpc_secret,
             )
         )  # fmt: skip
         self.connect()
@@ -287,6 +297,8 @@ class DockerContainerManager(ContainerManager):
             labels.update(container.labels)
             if CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL in container.labels:
                 self._adopt_secrets(container)
+            if CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL in container.labels:
+                self.rpc_secret = _environment(container).get(RPC_SECRET_ENV)
         ports = CLIPPER_DOCKER_PORT_LABELS
         if ports["redis"] in labels:
             self.redis_port = int(labels[ports["redis"]])
@@ -301,10 +313,7 @@ class DockerContainerManager(ContainerManager):
 
     def _adopt_secrets(self, management_frontend: Container) -> None:
         """The Redis password and admin token the cluster was started with (its environment)."""
-        env = dict(
-            item.split("=", 1) for item in management_frontend.attrs.get("Config", {}).get("Env") or []
-            if "=" in item
-        )
+        env = _environment(management_frontend)
         self.redis_password = env.get(REDIS_PASSWORD_ENV, self.redis_password)
         self.admin_token = env.get(ADMIN_TOKEN_ENV, self.admin_token)
 
@@ -370,7 +379,8 @@ class DockerContainerManager(ContainerManager):
             raise ClipperException("No Clipper query frontend to attach model container to")
         return self._run(
             model_replica_spec(
-                self._layout, name, version, input_type, image, frontends[0].name, self.clipper_rpc_port
+                self._layout, name, version, input_type, image, frontends[0].name, self.clipper_rpc_port,
+                self.rpc_secret,
             )
         )
 
@@ -481,3 +491,10 @@ class DockerContainerManager(ContainerManager):
     def get_metric_addr(self) -> str:
         """The query frontend: it serves Prometheus text at ``/metrics`` (no Prometheus container)."""
         return self.get_query_addr()
+
+
+def _environment(container: Container) -> dict[str, str]:
+    """A container's environment, as ``docker inspect`` shows it."""
+    return dict(
+        item.split("=", 1) for item in container.attrs.get("Config", {}).get("Env") or [] if "=" in item
+    )

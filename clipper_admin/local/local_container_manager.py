@@ -30,7 +30,7 @@ from clipper_admin.container_manager import (
 )
 from clipper_admin.deployers.deployer_utils import check_closure_image_python
 from clipper_admin.exceptions import ClipperException
-from clipper_admin.local import model_store
+from clipper_admin.local import model_store, rpc_secret
 from clipper_admin.local.cluster_record import (
     ClusterPaths,
     ClusterRecord,
@@ -51,7 +51,9 @@ _MANAGEMENT = "management_frontend"
 _QUERY = "query_frontend"
 SUPERVISOR_ROLE: Final = "supervisor"
 # Variables a child must not inherit from the caller: each process gets only the secrets it needs.
-_SECRET_ENV: Final = (REDIS_PASSWORD_ENV, "CLIPPER_REDIS_PASSWORD", ADMIN_TOKEN_ENV, "REDISCLI_AUTH")
+_SECRET_ENV: Final = (
+    REDIS_PASSWORD_ENV, "CLIPPER_REDIS_PASSWORD", ADMIN_TOKEN_ENV, "REDISCLI_AUTH", rpc_secret.RPC_SECRET_ENV,
+)
 _POLL_INTERVAL_S: Final = 0.1
 # The directory holding clipper_core/ and containers/ when running from a source checkout: put
 # on the children's PYTHONPATH so `python -m clipper_core...` works from any interpreter or venv.
@@ -98,6 +100,8 @@ class LocalContainerManager(ContainerManager):
             a model replica (or Redis) that exited again, after a back-off of
             ``restart_backoff_s`` doubling per quick failure, and gives up on a replica after
             ``max_restarts`` failures in a row, each within seconds of its start (a crash loop).
+        secure_rpc: generate a secret at ``start_clipper``: the RPC port then speaks CurveZMQ
+            and admits only replicas this cluster starts (``clipper_admin.local.rpc_secret``).
     """
 
     def __init__(
@@ -119,8 +123,10 @@ class LocalContainerManager(ContainerManager):
         supervise: bool = True,
         restart_backoff_s: float = 0.5,
         max_restarts: int = 5,
+        secure_rpc: bool = False,
     ) -> None:
         self.cluster_name = cluster_name
+        self.secure_rpc = secure_rpc
         self.cluster_identifier = cluster_name
         self.query_port = query_port
         self.management_port = management_port
@@ -232,11 +238,14 @@ class LocalContainerManager(ContainerManager):
                 ["-m", "clipper_core.management_frontend", *redis_args, "--port", str(management_port)],
                 {**redis_env, **token_env},
             )
+            if not self.secure_rpc:
+                rpc_secret.remove(self.paths)
+            rpc_env = rpc_secret.create(self.paths) if self.secure_rpc else {}
             launches[_QUERY] = self._python_launch(
                 ["-m", "clipper_core.query_frontend", *redis_args, "--port", str(query_port),
                  "--rpc_host", self.host, "--rpc_service_port", str(rpc_port),
                  "--prediction_cache_size", str(cache_size), *http_flags],
-                redis_env,
+                {**redis_env, **rpc_env},
             )
             for role in (_MANAGEMENT, _QUERY):
                 started[role] = self.respawn(role, launches[role])
@@ -526,6 +535,7 @@ class LocalContainerManager(ContainerManager):
             "CLIPPER_INPUT_TYPE": input_type,
             "CLIPPER_MODEL_PATH": model_path,
             "CLIPPER_READY_FILE": str(ready_file),
+            **rpc_secret.env_for(self.paths),
         }
         launch = self._python_launch(["-m", module], env, python=built.python if built else None)
         handle = self.respawn(replica_name, launch)

@@ -39,6 +39,7 @@ from clipper_core.state import (
 )
 
 __all__ = [
+    "MAX_LATENCY_SLO_MICROS",
     "AddApp",
     "AddModel",
     "AppName",
@@ -50,6 +51,7 @@ __all__ = [
     "SetBatchSize",
     "Verbose",
     "invalid_input_type_message",
+    "latency_slo_message",
     "parse_add_app",
     "parse_add_model",
     "parse_add_model_links",
@@ -170,6 +172,16 @@ class SetBatchSize:
 R = TypeVar("R")
 
 BATCH_SIZE_MESSAGE: Final = "The batch size must be positive or DEFAULT_BATCH_SIZE, which is -1"
+# Ours (the original took any int32): a deadline must lie ahead, and a query held longer than
+# this is kept queued, with its memory, long after any client stopped waiting for it.
+MAX_LATENCY_SLO_MICROS: Final = 60_000_000
+
+
+def latency_slo_message(slo_micros: int) -> str:
+    return (
+        f"Invalid latency_slo_micros supplied: {slo_micros}. The latency SLO must be between 1 "
+        f"and {MAX_LATENCY_SLO_MICROS} microseconds ({MAX_LATENCY_SLO_MICROS // 1_000_000} s)"
+    )
 
 
 def _with_schema(schema: str, read: Callable[[object], R], body: bytes) -> R:
@@ -226,7 +238,10 @@ def parse_add_app(body: bytes) -> AddApp:
         default_output = read_string(doc, "default_output")
         return AddApp(name, input_type, default_output, read_int(doc, "latency_slo_micros"))
 
-    return _with_schema(Schema.ADD_APP, read, body)
+    request = _with_schema(Schema.ADD_APP, read, body)
+    if not 0 < request.latency_slo_micros <= MAX_LATENCY_SLO_MICROS:
+        raise Rejected(latency_slo_message(request.latency_slo_micros))
+    return request
 
 
 def parse_app_name(body: bytes, schema: str, key: str = "name") -> AppName:

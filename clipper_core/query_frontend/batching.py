@@ -71,6 +71,8 @@ AIMD_STEP: Final = 1.0
 AIMD_MAX_BATCH_SIZE: Final = 4096
 AIMD_TARGET_FRACTION: Final = 0.5
 LATENCY_EWMA_ALPHA: Final = 0.3
+# Abandoned entries tolerated in a queue's heap before it is rebuilt without them.
+ABANDONED_COMPACT_MIN: Final = 64
 
 
 class QueueClosed(Exception):
@@ -126,6 +128,10 @@ class PendingQuery:
     future: asyncio.Future[bytes]
     # Coalesced callers may have later deadlines; the query expires after the last one.
     latest_deadline: float
+    # Callers still waiting (coalesced ones included); at 0 the query is abandoned.
+    waiters: int = 1
+    # Out of the queue, in a batch (abandoning it then leaves nothing to remove).
+    is_taken: bool = False
 
 
 class BatchSender(Protocol):
@@ -173,9 +179,12 @@ class ModelQueue:
         self._heap: list[tuple[float, int, PendingQuery]] = []
         self._sequence = itertools.count()
         self._waiters: deque[asyncio.Future[None]] = deque()
+        # Entries whose callers all went away, still in the heap (lazy deletion).
+        self._abandoned = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """Queued queries someone still waits for."""
+        return max(0, len(self._heap) - self._abandoned)
 
     @property
     def has_replicas(self) -> bool:
@@ -184,9 +193,29 @@ class ModelQueue:
     # ------------------------------------------------------------------ producers
 
     def put(self, query: PendingQuery) -> None:
+        query.is_taken = False
         heapq.heappush(self._heap, (query.deadline, next(self._sequence), query))
         if self._waiters:
             self._wake_one()
+
+    def abandon(self, query: PendingQuery) -> None:
+        """Every caller of ``query`` went away; its future is done, so it is never sent.
+
+        Removed lazily: ``_pop`` skips it; once abandoned entries are half the heap, the heap is
+        rebuilt without them, so memory follows the live entries.
+        """
+        if query.is_taken:
+            return  # already in a batch: its output will still fill the cache
+        self._abandoned += 1
+        heap = self._heap
+        if self._abandoned > ABANDONED_COMPACT_MIN and 2 * self._abandoned > len(heap):
+            heap[:] = [entry for entry in heap if not entry[2].future.done()]
+            heapq.heapify(heap)
+            self._abandoned = 0
+
+    def _skip_done(self) -> None:
+        if self._abandoned:
+            self._abandoned -= 1
 
     def _wake_one(self) -> None:
         waiters = self._waiters
@@ -213,6 +242,8 @@ class ModelQueue:
             if batch:
                 if self.batch_wait_s > 0 and len(batch) < limit:
                     await self._top_up(batch, limit, min_budget_s)
+                    if not batch:
+                        continue  # every caller went away during the wait
                 if self._heap and self._waiters:
                     self._wake_one()  # more queued than this replica took: let another pull
                 return batch
@@ -236,6 +267,7 @@ class ModelQueue:
         if self.is_closed:
             self._drop(batch, ModelFailed(f"model {self.model} was removed"))
             raise QueueClosed(str(self.model))
+        batch[:] = [query for query in batch if not query.future.done()]  # abandoned meanwhile
         batch.extend(self._pop(limit - len(batch), min_budget_s))
 
     def _pop(self, limit: int, min_budget_s: float = 0.0) -> list[PendingQuery]:
@@ -258,6 +290,7 @@ class ModelQueue:
         while heap and len(batch) < limit:
             deadline, _, query = heapq.heappop(heap)
             if query.future.done():
+                self._skip_done()
                 continue
             if deadline < cutoff or deadline <= now:
                 # Judge by the last caller's deadline: a coalesced caller may wait longer.
@@ -281,6 +314,8 @@ class ModelQueue:
                     heapq.heappush(heap, (query.deadline, next(self._sequence), query))
         if expired:
             self._drop(expired, QueryExpired("the deadline passed before a replica took the query"))
+        for query in batch:
+            query.is_taken = True
         return batch
 
     def expire_overdue(self, now: float) -> int:
@@ -290,6 +325,7 @@ class ModelQueue:
         while heap and heap[0][0] <= now:
             _, _, query = heapq.heappop(heap)
             if query.future.done():
+                self._skip_done()
                 continue
             if query.latest_deadline > now:
                 query.deadline = query.latest_deadline
@@ -341,6 +377,7 @@ class ModelQueue:
         """Fail every queued (not yet sent) query with ``exc``; returns how many."""
         queued = [entry[2] for entry in self._heap if not entry[2].future.done()]
         self._heap.clear()
+        self._abandoned = 0
         if queued:
             self._drop(queued, exc)
         return len(queued)

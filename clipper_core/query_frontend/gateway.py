@@ -10,8 +10,10 @@ service, wires it to the gateway and starts both.
 
 Outcomes seen by the caller: output bytes; :class:`NoConnectedModels` (no queue or no
 replica, and no cache hit); :class:`ModelFailed` (container error, crash, removal, model
-deleted); ``TimeoutError`` (:class:`QueryExpired`) if the deadline passed in the queue
-before the caller's own timeout fired.
+deleted; :class:`Overloaded` when the model's queue is full, raised by ``submit`` itself);
+``TimeoutError`` (:class:`QueryExpired`) if the deadline passed in the queue before the
+caller's own timeout fired. A caller that goes away calls ``abandon``: a query nobody waits
+for any more leaves its queue and is never sent.
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ import asyncio
 import logging
 from typing import Final
 
-from clipper_core.errors import ModelFailed, NoConnectedModels, StateError
+from clipper_core.errors import ModelFailed, NoConnectedModels, Overloaded, StateError
 from clipper_core.query_frontend.batching import (
     ModelQueue,
     PendingQuery,
     Replica,
 )
 from clipper_core.query_frontend.cache import CacheKey, PredictionCache
-from clipper_core.query_frontend.futures import BackgroundTasks
+from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
 from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
 from clipper_core.query_frontend.rpc_service import RpcService
-from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
+from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S, DEFAULT_MAX_QUEUE_LENGTH
 from clipper_core.state import DEFAULT_BATCH_SIZE, ContainerInfo, ModelId, StateStore
 
 __all__ = ["ModelGateway"]
@@ -64,6 +66,7 @@ class ModelGateway:
         *,
         batch_wait_s: float = 0.0,
         batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S,
+        max_queue_length: int = DEFAULT_MAX_QUEUE_LENGTH,
     ) -> None:
         """Args:
             store: Redis state (DB 2 batch sizes).
@@ -75,6 +78,8 @@ class ModelGateway:
             batch_wait_s: delayed batching wait (0 = off).
             batch_response_grace_s: how long after a batch's last deadline an unanswered batch
                 fails and its (wedged) replica is dropped until the container registers again.
+            max_queue_length: queued queries per model; a query beyond it is shed at once
+                (:class:`Overloaded`, answered with the default output).
         """
         self._store = store
         self.batch_response_grace_s = batch_response_grace_s
@@ -82,6 +87,7 @@ class ModelGateway:
         self.cache: PredictionCache[PendingQuery] = PredictionCache(cache_size_bytes)
         self.metrics = metrics
         self.batch_wait_s = batch_wait_s
+        self.max_queue_length = max_queue_length
         self._lanes: dict[ModelId, _ModelLane] = {}
         self._batch_sizes: dict[ModelId, int] = {}
         self._tasks = BackgroundTasks(logger, "Model gateway")
@@ -143,9 +149,15 @@ class ModelGateway:
             self.metrics.record_cache_lookup(lane.stats if lane is not None else None, "coalesced")
             if deadline > pending.latest_deadline:
                 pending.latest_deadline = deadline
+            pending.waiters += 1
             return pending.future
         if lane is None or not lane.queue.replicas:
             raise NoConnectedModels(f"no connected replica of model {model}")
+        if len(lane.queue) >= self.max_queue_length:
+            raise Overloaded(
+                f"model {model} is overloaded: {self.max_queue_length} queries are already "
+                "queued for it (--max_queue_length), so this one was not queued"
+            )
         self.metrics.record_cache_lookup(lane.stats, "miss")
         assert self._loop is not None
         future: asyncio.Future[bytes] = self._loop.create_future()
@@ -153,6 +165,26 @@ class ModelGateway:
         cache.set_pending(key, query)
         lane.queue.put(query)
         return future
+
+    def abandon(self, model: ModelId, payload: bytes, future: asyncio.Future[bytes]) -> None:
+        """A caller of :meth:`submit` went away (its client disconnected) before ``future``,
+        the one it got, was done.
+
+        When no other caller waits for the query, it leaves its queue and is never sent; one
+        already in a batch still fills the cache.
+        """
+        key: CacheKey = (model.name, model.version, payload)
+        pending = self.cache.get_pending(key)
+        if pending is None or pending.future is not future or future.done():
+            return  # finished, or the key's pending query is a newer one others wait for
+        pending.waiters -= 1
+        if pending.waiters > 0:
+            return
+        self.cache.discard_pending(key, pending)
+        fail_unless_done(pending.future, ModelFailed("every client waiting for the query went away"))
+        lane = self._lanes.get(model)
+        if lane is not None:
+            lane.queue.abandon(pending)
 
     # ------------------------------------------------------------------ BatchObserver
 
@@ -230,6 +262,8 @@ class ModelGateway:
             return
         lane.queue.remove_replica(info.zmq_connection_id)
         self._fail_queued_if_unserved(lane.queue, info.model_id)
+        if not lane.queue.replicas:
+            self._tasks.spawn(self._forget_if_unregistered(info.model_id, lane.queue))
 
     def replica_draining(self, info: ContainerInfo) -> None:
         lane = self._lanes.get(info.model_id)
@@ -244,6 +278,23 @@ class ModelGateway:
             failed = queue.fail_queued(ModelFailed(f"no model container of {model} is left to answer"))
             if failed:
                 logger.warning("Failed %d queued queries of %s: no replica left", failed, model)
+
+    async def _forget_if_unregistered(self, model: ModelId, queue: ModelQueue) -> None:
+        """The last replica of a model that is not registered (DB 2) left: drop its queue and
+        its metric series, so registrations under made-up names leave nothing behind."""
+        try:
+            if await self._store.model_exists(model.name, model.version):
+                return
+        except StateError as exc:
+            logger.debug("Could not check whether %s is registered: %s", model, exc.cause)
+            return
+        lane = self._lanes.get(model)
+        if lane is None or lane.queue is not queue or queue.replicas:
+            return  # replaced, or a replica came back meanwhile
+        del self._lanes[model]
+        queue.close(ModelFailed(f"model {model} is not registered and has no replica left"))
+        self.metrics.remove_model(str(model))
+        logger.info("Forgot model %s: not registered and no replica left", model)
 
     async def _initial_batch_size(self, model: ModelId) -> int:
         known = self._batch_sizes.get(model)

@@ -83,8 +83,10 @@ class QueryHandlers:
         processor: QueryProcessor,
         metrics: MetricsRenderer,
         health: Callable[[], dict[str, Any]] = dict,
+        max_inputs_per_request: int | None = None,
     ) -> None:
         self._processor = processor
+        self._max_inputs = max_inputs_per_request
         self._metrics = metrics
         self._health = health
 
@@ -117,7 +119,7 @@ class QueryHandlers:
             await self._processor.catch_up()
             target = self._processor.resolve_target(app, version)
         try:
-            payloads = parse_predict_inputs(doc, app.info.input_type)
+            payloads = parse_predict_inputs(doc, app.info.input_type, self._max_inputs)
         except JsonInputError as exc:
             raise _predict_json_error(exc) from None
         hit = self._processor.answer_from_cache(app, target, payloads)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from clipper_core.errors import PayloadTooLarge
 from clipper_core.jsontext import (
     INT32_MAX,
     INT32_MIN,
@@ -49,6 +50,7 @@ __all__ = [
     "parse_json_object",
     "parse_predict_inputs",
     "parse_version",
+    "too_many_inputs_message",
 ]
 
 PREDICT_SCHEMA: Final = '\n  {\n   "input" := [double] | [int] | [string] | [byte] | [float],\n  }\n'
@@ -193,12 +195,22 @@ def _single(doc: dict[str, Any], key: str, input_type: InputType) -> bytes:
     raise JsonInputError(f"Unsupported input type {input_type.readable_name}")
 
 
-def _batch(doc: dict[str, Any], input_type: InputType) -> list[bytes]:
+def too_many_inputs_message(count: int, max_inputs: int) -> str:
+    return (
+        f"input_batch has {count} inputs; this query frontend accepts at most {max_inputs} "
+        "inputs per request (--max_inputs_per_request). Split the batch into several requests."
+    )
+
+
+def _batch(doc: dict[str, Any], input_type: InputType, max_inputs: int | None) -> list[bytes]:
     elements = _require(doc, "input_batch", list, "Array")
     if not elements:
         # Our fix: the original answers an empty batch with {"batch_predictions":[]}; a request
         # that asks nothing is a client error, so we refuse it with 400.
         raise JsonInputError("input_batch must contain at least one input")
+    if max_inputs is not None and len(elements) > max_inputs:
+        # Checked before any input is converted: the refusal costs nothing per input.
+        raise PayloadTooLarge(too_many_inputs_message(len(elements), max_inputs))
     array_parser = _ARRAY_PARSERS.get(input_type)
     if array_parser is not None:
         payloads = []
@@ -219,16 +231,19 @@ def _batch(doc: dict[str, Any], input_type: InputType) -> list[bytes]:
     raise JsonInputError(f"Unsupported input type {input_type.readable_name}")
 
 
-def parse_predict_inputs(doc: dict[str, Any], input_type: InputType) -> list[bytes]:
+def parse_predict_inputs(
+    doc: dict[str, Any], input_type: InputType, max_inputs: int | None = None
+) -> list[bytes]:
     """``input`` (one query) or, if absent, ``input_batch`` (one query each) -> wire payloads.
 
     Raises:
         JsonInputError: with the original's semantic message.
+        PayloadTooLarge: ``input_batch`` holds more than ``max_inputs`` inputs (HTTP 413).
     """
     if "input" in doc:
         return [_single(doc, "input", input_type)]
     if "input_batch" in doc:
-        return _batch(doc, input_type)
+        return _batch(doc, input_type, max_inputs)
     raise JsonInputError("JSON object does not have required keys input or input_batch")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from time import perf_counter
 from typing import Final, NamedTuple, Protocol
 
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 NO_CONNECTED_MODELS: Final = "No connected models found for query"
 SLO_MISSED: Final = "Failed to retrieve a prediction response within the specified latency SLO"
 QUERY_PROCESSING_ERROR: Final = "Query processing error"
+# A batch request queues this many inputs per loop turn; other requests run in between.
+SUBMIT_CHUNK: Final = 128
 
 
 class PredictionGateway(Protocol):
@@ -45,6 +48,8 @@ class PredictionGateway(Protocol):
     def cached_output(self, model: ModelId, payload: bytes) -> bytes | None: ...
 
     def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]: ...
+
+    def abandon(self, model: ModelId, payload: bytes, future: asyncio.Future[bytes]) -> None: ...
 
 
 class RegistryView(Protocol):
@@ -191,27 +196,107 @@ class QueryProcessor:
             reply = await self._ask_model(app, target, payloads[0], first_id, deadline, not cache_checked)
             self._metrics.record_app_query(app.name, loop.time() - start, reply.is_default)
             return [reply]
-        return list(
-            await asyncio.gather(
-                *(
-                    self._query(app, target, payload, first_id + i, start, deadline)
-                    for i, payload in enumerate(payloads)
-                )
-            )
-        )
+        return await self._predict_many(app, target, payloads, first_id, start, deadline)
 
-    async def _query(
+    async def _predict_many(
         self,
         app: AppEntry,
         target: ModelId | None,
-        payload: bytes,
-        query_id: int,
+        payloads: list[bytes],
+        first_id: int,
         start: float,
         deadline: float,
+    ) -> list[Reply]:
+        """A batch without a coroutine per input: each input is looked up and queued in turn,
+        yielding to the loop every ``SUBMIT_CHUNK`` inputs so other clients are served between,
+        then one wait covers every shared future until the deadline."""
+        loop = asyncio.get_running_loop()
+        count = len(payloads)
+        replies: list[Reply | None] = [None] * count
+        waiting: dict[int, asyncio.Future[bytes]] = {}
+        if target is None:
+            default = app.default_output
+            replies = [Reply(first_id + i, default, True, NO_CONNECTED_MODELS) for i in range(count)]
+        else:
+            gateway = self._gateway
+            try:
+                for index, payload in enumerate(payloads):
+                    if index and not index % SUBMIT_CHUNK:
+                        await asyncio.sleep(0)
+                    raw = gateway.cached_output(target, payload)
+                    if raw is not None:
+                        replies[index] = Reply(first_id + index, embed_output(raw), False)
+                        continue
+                    try:
+                        waiting[index] = gateway.submit(target, payload, deadline)
+                    except (NoConnectedModels, ModelFailed) as exc:
+                        replies[index] = self._failed_reply(app, target, first_id + index, exc)
+                if waiting:
+                    await self._wait_all(waiting.values(), deadline)
+            except asyncio.CancelledError:
+                # The client went away: its queries leave the queues unless others wait too.
+                for index, future in waiting.items():
+                    if not future.done():
+                        gateway.abandon(target, payloads[index], future)
+                raise
+            for index, future in waiting.items():
+                replies[index] = self._reply_to(app, target, first_id + index, future)
+        elapsed = loop.time() - start
+        record = self._metrics.record_app_query
+        done: list[Reply] = []
+        for reply in replies:
+            assert reply is not None
+            record(app.name, elapsed, reply.is_default)
+            done.append(reply)
+        return done
+
+    async def _wait_all(self, futures: Iterable[asyncio.Future[bytes]], deadline: float) -> None:
+        """Until every future is done or the deadline passes; never cancels them (they are shared)."""
+        pending = [future for future in futures if not future.done()]
+        if not pending:
+            return
+        all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        left = len(pending)
+
+        def one_done(_: asyncio.Future[bytes]) -> None:
+            nonlocal left
+            left -= 1
+            if left == 0 and not all_done.done():
+                all_done.set_result(None)
+
+        for future in pending:
+            future.add_done_callback(one_done)
+        try:
+            await self._deadlines.until(all_done, deadline)
+        except TimeoutError:
+            pass
+        finally:
+            for future in pending:
+                if not future.done():
+                    future.remove_done_callback(one_done)
+
+    def _reply_to(
+        self, app: AppEntry, target: ModelId, query_id: int, future: asyncio.Future[bytes]
     ) -> Reply:
-        reply = await self._ask_model(app, target, payload, query_id, deadline)
-        self._metrics.record_app_query(app.name, asyncio.get_running_loop().time() - start, reply.is_default)
-        return reply
+        """The reply for a shared future after the wait: its outcome, or the SLO default."""
+        if not future.done() or future.cancelled():
+            return Reply(query_id, app.default_output, True, SLO_MISSED)
+        exc = future.exception()
+        if exc is None:
+            return Reply(query_id, embed_output(future.result()), False)
+        return self._failed_reply(app, target, query_id, exc)
+
+    def _failed_reply(self, app: AppEntry, target: ModelId, query_id: int, exc: BaseException) -> Reply:
+        if isinstance(exc, TimeoutError):
+            return Reply(query_id, app.default_output, True, SLO_MISSED)
+        if isinstance(exc, NoConnectedModels):
+            return Reply(query_id, app.default_output, True, NO_CONNECTED_MODELS)
+        if isinstance(exc, ModelFailed):
+            # Our extension: answer at once and say why, instead of waiting out the SLO.
+            return Reply(query_id, app.default_output, True, exc.explanation or SLO_MISSED)
+        # The original reports an errored task as an SLO miss; we do too, and log the bug once.
+        logger.error("Query %d to %s failed unexpectedly", query_id, target, exc_info=exc)
+        return Reply(query_id, app.default_output, True, SLO_MISSED)
 
     async def _ask_model(
         self,
@@ -232,16 +317,12 @@ class QueryProcessor:
         try:
             # The future is shared (coalesced callers, the cache): the waiter stops only our
             # wait at the deadline, and a late output still fills the cache.
-            raw = await self._deadlines.until(self._gateway.submit(target, payload, deadline), deadline)
-        except TimeoutError:
-            return Reply(query_id, app.default_output, True, SLO_MISSED)
-        except NoConnectedModels:
-            return Reply(query_id, app.default_output, True, NO_CONNECTED_MODELS)
-        except ModelFailed as exc:
-            # Our extension: answer at once and say why, instead of waiting out the SLO.
-            return Reply(query_id, app.default_output, True, exc.explanation or SLO_MISSED)
-        except Exception:
-            # The original reports an errored task as an SLO miss; we do too, and log the bug once.
-            logger.exception("Query %d to %s failed unexpectedly", query_id, target)
-            return Reply(query_id, app.default_output, True, SLO_MISSED)
+            shared = self._gateway.submit(target, payload, deadline)
+            raw = await self._deadlines.until(shared, deadline)
+        except asyncio.CancelledError:
+            # The client went away: the query leaves its queue unless others wait for it too.
+            self._gateway.abandon(target, payload, shared)
+            raise
+        except Exception as exc:
+            return self._failed_reply(app, target, query_id, exc)
         return Reply(query_id, embed_output(raw), False)

@@ -3,9 +3,12 @@
 Registration, heartbeats and liveness follow the original (spec 1.5-1.6): an unknown
 identity's heartbeat is answered with RequestContainerMetadata, a known one's with
 KeepAlive; NewContainer allocates a connection id (per process) and a replica id (per
-model, never reused), writes the DB 3 record and hands the replica to the listener
-in-process. A container silent for ``inactivity_timeout_s`` is removed; unlike the
-original, its in-flight batch fails at once instead of waiting for the SLO.
+model, never one that a DB 3 record holds, across restarts and frontends), writes the DB 3
+record and hands the replica to the listener in-process. Records expire unless refreshed
+(``record_ttl_s``, twice the inactivity timeout): after a restart, the previous run's records
+of containers that do not register again disappear on their own. A container silent for
+``inactivity_timeout_s`` is removed; unlike the original, its in-flight batch fails at once
+instead of waiting for the SLO.
 
 Draining (our extension, see ``clipper_core.rpc.codec``): a container about to exit says
 so; the listener takes its replica out of rotation at once without failing the batch it
@@ -24,12 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol, cast
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
 from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
@@ -37,6 +44,7 @@ from clipper_core.rpc import (
     ContainerDraining,
     ContainerError,
     ContainerHeartbeat,
+    CurveKeys,
     HeartbeatType,
     InputType,
     NewContainer,
@@ -46,8 +54,14 @@ from clipper_core.rpc import (
     encode_predict_request,
 )
 from clipper_core.rpc.codec import Buffer
-from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S
-from clipper_core.state import ContainerInfo, ModelId, StateStore
+from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S, DEFAULT_RPC_MAX_MESSAGE_BYTES
+from clipper_core.state import (
+    ContainerInfo,
+    ModelId,
+    StateStore,
+    invalid_name_message,
+    is_dns1123_subdomain,
+)
 
 __all__ = [
     "ReplicaListener",
@@ -65,9 +79,50 @@ BUSY_PROBE_PERIOD_S: Final = 0.25
 # Bound on messages handled per loop turn so a flood of responses cannot starve HTTP.
 MAX_MESSAGES_PER_DRAIN: Final = 256
 _U32_MASK: Final = 0xFFFFFFFF
+# DB 3 records carry an expiry of this many inactivity timeouts, refreshed this often per TTL
+# while the replica lives: after a restart, the previous run's records expire on their own.
+RECORD_TTL_PER_INACTIVITY_TIMEOUT: Final = 2.0
+RECORD_REFRESHES_PER_TTL: Final = 4
+MAX_CLAIM_ATTEMPTS: Final = 1000
+SHUTDOWN_DELETE_S: Final = 2.0
 
 _KEEP_ALIVE: Final = encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
 _REQUEST_METADATA: Final = encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA)
+
+
+class _RateLimitedWarning:
+    """A warning per bad message, but at most ``burst`` per ``period_s`` (then a count)."""
+
+    def __init__(self, burst: int = 10, period_s: float = 60.0) -> None:
+        self.burst = burst
+        self.period_s = period_s
+        self._window_start = -math.inf
+        self._in_window = 0
+        self._suppressed = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.period_s:
+            if self._suppressed:
+                logger.warning(
+                    "%d more such warnings were suppressed in the last %g s", self._suppressed, self.period_s
+                )
+            self._window_start, self._in_window, self._suppressed = now, 0, 0
+        if self._in_window < self.burst:
+            self._in_window += 1
+            logger.warning(message, *args)
+        else:
+            self._suppressed += 1
+
+
+class _OneClientKey:
+    """ZAP credentials provider: admits the one client key derived from the cluster secret."""
+
+    def __init__(self, client_public: bytes) -> None:
+        self._key = client_public
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return hmac.compare_digest(key, self._key)
 
 
 class ReplicaListener(Protocol):
@@ -115,8 +170,16 @@ class RpcService:
         listener: ReplicaListener | None = None,
         inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S,
         check_period_s: float | None = None,
+        max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES,
+        curve: CurveKeys | None = None,
     ) -> None:
         self._store = store
+        self.max_message_bytes = max_message_bytes
+        self._curve = curve
+        self._authenticator: ThreadAuthenticator | None = None
+        # DB 3 records expire unless refreshed: a replica's record outlives it by at most this.
+        self.record_ttl_s = max(1, math.ceil(RECORD_TTL_PER_INACTIVITY_TIMEOUT * inactivity_timeout_s))
+        self._refusals = _RateLimitedWarning()
         self._host = host
         self.port = port
         self.listener = listener
@@ -148,13 +211,24 @@ class RpcService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Bind the ROUTER and start reading; port 0 picks a free port (see ``self.port``)."""
+        """Reconcile DB 3, bind the ROUTER and start reading; port 0 picks a free port
+        (see ``self.port``)."""
+        await self._reconcile_records()
         loop = asyncio.get_running_loop()
         self._loop = loop
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
         sock = ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.LINGER, 0)
+        # A peer sending a larger frame is disconnected by libzmq before it is buffered.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        if self._curve is not None:
+            # Only peers holding the cluster's client key complete the handshake (ZAP, served
+            # by pyzmq's authenticator thread on this context).
+            self._authenticator = ThreadAuthenticator(ctx, log=logger)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback("*", _OneClientKey(self._curve.client_public))
+            self._curve.apply_to_server(sock)
         host = "*" if self._host in ("", "0.0.0.0") else self._host
         try:
             if self.port == 0:
@@ -163,6 +237,7 @@ class RpcService:
                 sock.bind(f"tcp://{host}:{self.port}")
         except zmq.ZMQError:
             sock.close(0)
+            self._stop_authenticator()
             ctx.term()
             raise
         self._ctx, self._sock = ctx, sock
@@ -170,11 +245,16 @@ class RpcService:
         loop.add_reader(self._fd, self._drain)
         self._checker = self._tasks.spawn(self._check_activity_forever())
         self._tasks.spawn(self._probe_busy_forever())
+        self._tasks.spawn(self._refresh_records_forever())
         self._schedule_drain()
-        logger.info("RPC service listening on tcp://%s:%d", host, self.port)
+        logger.info(
+            "RPC service listening on tcp://%s:%d (%s)",
+            host, self.port, "CurveZMQ, cluster key required" if self._curve else "no authentication",
+        )
 
     async def aclose(self) -> None:
-        """Stop reading, fail every in-flight batch, close the socket."""
+        """Stop reading, fail every in-flight batch, delete our replicas' DB 3 records (they
+        are served by nobody once we stop; a crash leaves them to expire), close the socket."""
         if self._sock is None:
             return
         assert self._loop is not None
@@ -183,10 +263,27 @@ class RpcService:
             fail_unless_done(entry.future, ModelFailed("the query frontend is shutting down"))
         self._inflight.clear()
         await self._tasks.cancel_all()
+        recorded = [
+            c.info
+            for c in self._by_identity.values()
+            if not c.is_retired and c.registration is not None and c.registration.done()
+        ]
+        if recorded:
+            try:
+                async with asyncio.timeout(SHUTDOWN_DELETE_S):
+                    await self._store.delete_containers(recorded)
+            except (StateError, TimeoutError) as exc:
+                logger.warning("Replica records left to expire in Redis: %s", exc)
         self._sock.close(0)
         assert self._ctx is not None
+        self._stop_authenticator()
         self._ctx.term()
         self._sock = None
+
+    def _stop_authenticator(self) -> None:
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
 
     @property
     def connection_count(self) -> int:
@@ -294,7 +391,7 @@ class RpcService:
         try:
             message = decode_from_container(frames[1:])
         except RpcProtocolError as exc:
-            logger.warning("Ignoring a malformed message from a model container: %s", exc.cause)
+            self._refusals.warn("Ignoring a malformed message from a model container: %s", exc.cause)
             self._count("received", "malformed")
             return
         if type(message) is PredictResponse:
@@ -308,10 +405,10 @@ class RpcService:
                 self._send_control(identity, _KEEP_ALIVE, "keep_alive")
         elif type(message) is NewContainer:
             self._count("received", "new_container")
-            if conn is None:
-                self._register(identity, message)
-            else:
+            if conn is not None:
                 logger.debug("Ignoring repeated registration of %s", _describe(conn))
+            elif self._admissible(message):
+                self._register(identity, message)
         elif type(message) is ContainerError:
             self._count("received", "container_error")
             self._on_container_error(conn, message)
@@ -361,6 +458,17 @@ class RpcService:
 
     # ------------------------------------------------------------------ registration
 
+    def _admissible(self, message: NewContainer) -> bool:
+        """Names the management API would accept (DNS-1123, so no ',' or ':' for the keys)."""
+        for value, what in ((message.model_name, "model name"), (message.model_version, "model version")):
+            if not is_dns1123_subdomain(value):
+                self._count("received", "refused_registration")
+                self._refusals.warn(
+                    "Refused a model container registration: %s", invalid_name_message(what, value[:100])
+                )
+                return False
+        return True
+
     def _register(self, identity: bytes, message: NewContainer) -> None:
         assert self._loop is not None
         model = ModelId(message.model_name, message.model_version)
@@ -372,18 +480,19 @@ class RpcService:
         conn = _Connection(identity, connection_id, info, self._loop.time())
         self._by_identity[identity] = conn
         self._by_id[connection_id] = conn
-        logger.info(
-            "Model container %s replica %d registered (connection %d, input type %s)",
-            model, replica_id, connection_id, message.input_type.readable_name,
-        )
         conn.registration = self._tasks.spawn(self._publish_replica(conn))
 
     async def _publish_replica(self, conn: _Connection) -> None:
         try:
-            await self._store.add_container(conn.info)
+            conn.info = await self._claim_record(conn.info)
         except StateError as exc:
             # Serving does not need the record; management views will miss this replica.
             logger.error("Could not record %s in Redis: %s", _describe(conn), exc.cause)
+        info = conn.info
+        logger.info(
+            "Model container %s replica %d registered (connection %d, input type %s)",
+            info.model_id, info.replica_id, info.zmq_connection_id, info.input_type.readable_name,
+        )
         if not self._is_routable(conn):
             return
         if self.listener is not None:
@@ -420,6 +529,49 @@ class RpcService:
             # Unprompted, so it need not wait for its next heartbeat; only a container that
             # sent the draining extension ever gets a heartbeat reply it did not ask for.
             self._send_control(conn.identity, _REQUEST_METADATA, "request_metadata")
+
+    async def _claim_record(self, info: ContainerInfo) -> ContainerInfo:
+        """Write the DB 3 record under the first replica id no record holds (another frontend's,
+        or one left by our previous run and not expired yet): ids are never reused."""
+        model = info.model_id
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            if await self._store.claim_container(info, self.record_ttl_s):
+                return info
+            replica_id = max(info.replica_id + 1, self._replica_counters.get(model, 0))
+            self._replica_counters[model] = replica_id + 1
+            info = replace(info, replica_id=replica_id)
+        raise StateError(f"no free replica id for {model} after {MAX_CLAIM_ATTEMPTS} attempts")
+
+    async def _reconcile_records(self) -> None:
+        """At start-up: records nobody refreshes (our previous run's) get an expiry, and replica
+        ids continue above those still recorded, so a live record's id is never handed out."""
+        try:
+            expiring = await self._store.expire_unowned_containers(self.record_ttl_s)
+            recorded = await self._store.list_container_ids()
+        except StateError as exc:
+            logger.error("Could not reconcile the replica records in Redis: %s", exc.cause)
+            return
+        for name, version, replica_id in recorded:
+            model = ModelId(name, version)
+            self._replica_counters[model] = max(self._replica_counters.get(model, 0), replica_id + 1)
+        if expiring:
+            logger.info(
+                "%d replica record(s) left by an earlier run expire in %d s unless their containers"
+                " register again", expiring, self.record_ttl_s,
+            )
+
+    async def _refresh_records_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.record_ttl_s / RECORD_REFRESHES_PER_TTL)
+            live = [
+                c.info
+                for c in self._by_identity.values()
+                if not c.is_retired and c.registration is not None and c.registration.done()
+            ]
+            try:
+                await self._store.refresh_containers(live, self.record_ttl_s)
+            except StateError as exc:
+                logger.warning("Could not refresh the replica records in Redis: %s", exc.cause)
 
     # ------------------------------------------------------------------ removal
 

@@ -13,11 +13,13 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from aiohttp import web
 
+from clipper_core.query_frontend.connections import ConnectionLimits, LimitedServer, request_started
 from clipper_core.query_frontend.freshness import StateBarrier
 from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.query_frontend.handlers import QueryHandlers, QueryRoutes
@@ -25,6 +27,7 @@ from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
 from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.rpc import CurveKeys
 from clipper_core.settings import QuerySettings
 from clipper_core.state import Barrier, Db, KeyspaceWatch, Resync, StateChange, StateStore
 
@@ -37,6 +40,8 @@ REGISTRY_DBS: Final = (Db.MODEL, Db.APPLICATION, Db.METADATA, Db.APP_MODEL_LINKS
 SUBSCRIBE_TIMEOUT_S: Final = 30.0
 STOP_ATTEMPTS: Final = 50
 STOP_ATTEMPT_S: Final = 0.1
+# File descriptors left for Redis, the RPC socket, model containers and logs.
+FDS_KEPT_FREE: Final = 256
 
 
 async def _after(
@@ -72,12 +77,16 @@ RequestFactory = Callable[[Any, Any, Any, Any, Any], web.BaseRequest]
 def request_factory(loop: asyncio.AbstractEventLoop, max_body_bytes: int) -> RequestFactory:
     """``web.Server``'s request factory: a plain ``BaseRequest`` with our body limit.
 
+    It runs once a request's headers are parsed, so it also starts the connection's content
+    timeout (``connections.request_started``).
+
     aiohttp answers 413 when a handler reads a body over ``client_max_size``. Building the
     request by hand leans on aiohttp internals (the factory's arguments, BaseRequest's
     constructor): tests/integration/test_pinned_internals.py watches them.
     """
 
     def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        request_started(protocol)
         return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes)
 
     return make_request
@@ -87,14 +96,16 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
     """The model side: the RPC service and the gateway over it, wired together and started.
 
     Closing the gateway closes the RPC service. Uses ``rpc_host``, ``rpc_service_port``,
-    ``prediction_cache_size``, ``batch_wait_s``, ``batch_response_grace_s`` and
-    ``inactivity_timeout_s`` of ``settings``.
+    ``prediction_cache_size``, ``batch_wait_s``, ``batch_response_grace_s``,
+    ``max_queue_length`` and ``inactivity_timeout_s`` of ``settings``.
     """
     rpc = RpcService(
         store,
         settings.rpc_host,
         settings.rpc_service_port,
         inactivity_timeout_s=settings.inactivity_timeout_s,
+        max_message_bytes=settings.rpc_max_message_bytes,
+        curve=CurveKeys.from_secret(settings.rpc_secret) if settings.rpc_secret else None,
     )
     gateway = ModelGateway(
         store,
@@ -103,6 +114,7 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         metrics,
         batch_wait_s=settings.batch_wait_s,
         batch_response_grace_s=settings.batch_response_grace_s,
+        max_queue_length=settings.max_queue_length,
     )
     rpc.listener = gateway
     rpc.on_send_delay = metrics.record_rpc_queueing
@@ -114,6 +126,24 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         await gateway.aclose()
         raise
     return gateway
+
+
+def _connection_limits(settings: QuerySettings) -> ConnectionLimits:
+    """The HTTP connection limits; the cap is lowered below the open-files limit if needed."""
+    max_connections = settings.max_connections
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and max_connections > soft - FDS_KEPT_FREE > 0:
+        logger.warning(
+            "--max_connections %d is above the open-files limit (ulimit -n %d); serving at most %d",
+            max_connections, soft, soft - FDS_KEPT_FREE,
+        )
+        max_connections = soft - FDS_KEPT_FREE
+    return ConnectionLimits(
+        timeout_request_s=float(settings.timeout_request),
+        timeout_content_s=float(settings.timeout_content),
+        keepalive_timeout_s=settings.keepalive_timeout_s,
+        max_connections=max_connections,
+    )
 
 
 class QueryFrontend:
@@ -172,11 +202,26 @@ class QueryFrontend:
         loaded.set()
 
         processor = self.processor = QueryProcessor(registry, gateway, metrics, barrier)
-        routes = QueryRoutes(QueryHandlers(processor, metrics, health=self._health))
+        routes = QueryRoutes(
+            QueryHandlers(
+                processor,
+                metrics,
+                health=self._health,
+                max_inputs_per_request=settings.max_inputs_per_request,
+            )
+        )
         make_request = request_factory(asyncio.get_running_loop(), settings.max_request_bytes)
         # Low-level server, not a web.Application: see the handlers module for why.
         # No access log: one INFO line per query is too costly on the hot path.
-        server = web.Server(routes, request_factory=make_request, access_log=None)
+        # Handler cancellation: a client that disconnects cancels its handler, whose queries
+        # then leave their model queues (processor -> gateway.abandon) instead of being sent.
+        server = LimitedServer(
+            routes,
+            _connection_limits(settings),
+            request_factory=make_request,
+            access_log=None,
+            handler_cancellation=True,
+        )
         runner = self._runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

@@ -12,6 +12,7 @@ from clipper_core.rpc.codec import (
     encode_predict_request,
     encode_predict_response,
 )
+from clipper_core.rpc.curve import RPC_SECRET_ENV, CurveKeys
 from clipper_core.rpc.messages import (
     RPC_VERSION,
     ContainerDraining,
@@ -29,11 +30,13 @@ from clipper_core.rpc.messages import (
 )
 
 __all__ = [
+    "RPC_SECRET_ENV",
     "RPC_VERSION",
     "ContainerDraining",
     "ContainerError",
     "ContainerErrorKind",
     "ContainerHeartbeat",
+    "CurveKeys",
     "HeartbeatReply",
     "HeartbeatType",
     "InputType",

@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
@@ -45,8 +45,19 @@ CONNECT_PROBE_TIMEOUT_S: Final = 1.0
 KEYSPACE_EVENTS: Final = "AKE"
 # Keys asked for per SCAN step: large enough that a thousand records take one round trip.
 SCAN_COUNT: Final = 1000
+# Connections per logical DB (the keyspace watcher holds one of its DB's); callers beyond it wait.
+POOL_MAX_CONNECTIONS: Final = 16
+POOL_WAIT_S: Final = 30.0
 
 T = TypeVar("T")
+
+# KEYS[1] = record key, ARGV[1] = TTL seconds, ARGV[2..] = field, value, field, value, ...
+_CLAIM_CONTAINER_SCRIPT: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class StateStore:
@@ -54,13 +65,24 @@ class StateStore:
 
     def __init__(self, settings: RedisOptions) -> None:
         self.settings = settings
+        # A bounded pool per DB that makes callers wait for a free connection: a burst of
+        # container registrations must queue its writes, not open a connection each until
+        # Redis refuses clients (which left records that were never deleted).
         self._clients: dict[Db, aioredis.Redis] = {
-            db: aioredis.Redis(
-                host=settings.ip,
-                port=settings.port,
-                password=settings.password,
-                db=int(db),
-                decode_responses=True,
+            # from_pool: the client owns the pool and closes it in aclose().
+            db: aioredis.Redis.from_pool(
+                aioredis.BlockingConnectionPool(
+                    max_connections=POOL_MAX_CONNECTIONS,
+                    timeout=POOL_WAIT_S,
+                    host=settings.ip,
+                    port=settings.port,
+                    password=settings.password,
+                    db=int(db),
+                    decode_responses=True,
+                    # What Redis() gives its own pool (a pool passed in gets no retry): a
+                    # connection closed by a Redis restart is re-opened, not reported.
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=1), 10),
+                )
             )
             for db in Db
         }
@@ -263,6 +285,47 @@ class StateStore:
 
     # ------------------------------------------------------------------ containers
 
+    async def claim_container(self, container: ContainerInfo, ttl_s: int) -> bool:
+        """Write the record only if its key is free, expiring in ``ttl_s``; False if taken.
+
+        Atomic (one script), so two query frontends never hand out the same replica id.
+        """
+        key = container_key(container.model_name, container.model_version, container.replica_id)
+        fields = [item for pair in container.to_hash().items() for item in pair]
+        claimed = await self._run(
+            self._clients[Db.CONTAINER].eval(_CLAIM_CONTAINER_SCRIPT, 1, key, ttl_s, *fields)
+        )
+        return bool(claimed)
+
+    async def refresh_containers(self, containers: Sequence[ContainerInfo], ttl_s: int) -> None:
+        """Push the expiry of these (live) records ``ttl_s`` ahead, in one round trip."""
+        if not containers:
+            return
+        pipe = self._clients[Db.CONTAINER].pipeline(transaction=False)
+        for c in containers:
+            pipe.expire(container_key(c.model_name, c.model_version, c.replica_id), ttl_s)
+        await self._run(pipe.execute())
+
+    async def expire_unowned_containers(self, ttl_s: int) -> int:
+        """Give every record without an expiry one of ``ttl_s`` (records of a query frontend that
+        is gone, or written before records expired); returns how many. A live replica's record
+        is refreshed by its frontend, so only records nobody refreshes disappear."""
+        keys = await self._scan(Db.CONTAINER)
+        if not keys:
+            return 0
+        client = self._clients[Db.CONTAINER]
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.ttl(key)
+        ttls: list[int] = await self._run(pipe.execute())
+        unowned = [key for key, ttl in zip(keys, ttls, strict=True) if ttl == -1]
+        if unowned:
+            pipe = client.pipeline(transaction=False)
+            for key in unowned:
+                pipe.expire(key, ttl_s)
+            await self._run(pipe.execute())
+        return len(unowned)
+
     async def add_container(self, container: ContainerInfo) -> None:
         key = container_key(container.model_name, container.model_version, container.replica_id)
         await self._run(self._clients[Db.CONTAINER].hset(key, mapping=_fields(container.to_hash())))
@@ -287,6 +350,12 @@ class StateStore:
 
     async def delete_container(self, name: str, version: str, replica_id: int) -> None:
         await self._run(self._clients[Db.CONTAINER].delete(container_key(name, version, replica_id)))
+
+    async def delete_containers(self, containers: Sequence[ContainerInfo]) -> None:
+        """Delete these records in one round trip."""
+        keys = [container_key(c.model_name, c.model_version, c.replica_id) for c in containers]
+        if keys:
+            await self._run(self._clients[Db.CONTAINER].delete(*keys))
 
     # ------------------------------------------------------------------ selection state (DB 1)
 

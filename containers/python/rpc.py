@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import zmq
 
-from clipper_core.rpc import InputType
+from clipper_core.rpc import CurveKeys, InputType
 from containers.python.inputs import ModelInputs
 from containers.python.server import (
     PREDICT_METHOD_NAMES,
@@ -207,6 +207,7 @@ class RPCService:
             poll_ms=settings.poll_ms,
             activity_timeout_ms=settings.activity_timeout_ms,
             metrics=metrics,
+            curve=CurveKeys.from_secret(settings.rpc_secret) if settings.rpc_secret else None,
         )
         logger.info(
             "serving model %s:%s (%s inputs)",

@@ -34,6 +34,7 @@ import zmq
 from clipper_core.rpc import (
     ContainerError,
     ContainerErrorKind,
+    CurveKeys,
     HeartbeatReply,
     HeartbeatType,
     InputType,
@@ -169,8 +170,10 @@ class ContainerServer:
         poll_ms: int,
         activity_timeout_ms: int,
         metrics: ContainerMetrics | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self._context = context
+        self._curve = curve
         self._address = address
         self._handler = PredictionHandler(input_type, predict)
         self._poll_ms = poll_ms
@@ -189,6 +192,8 @@ class ContainerServer:
         self.sessions_started += 1
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            self._curve.apply_to_client(sock)  # the cluster's RPC secret (CLIPPER_RPC_SECRET)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wake_fd, zmq.POLLIN)

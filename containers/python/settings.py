@@ -12,6 +12,8 @@ Our additions (all optional):
 * ``CLIPPER_READY_FILE``: readiness file, default ``/model_is_ready.check``.
 * ``CLIPPER_METRICS_PORT``: serve Prometheus metrics on this port (off when unset; the
   original always used 1390), bound to ``CLIPPER_METRICS_HOST`` (default ``0.0.0.0``).
+* ``CLIPPER_RPC_SECRET``: the cluster's RPC secret; when set, the container speaks CurveZMQ
+  with keys derived from it (``clipper_core.rpc.curve``); unset = plain RPC v3, as the original.
 * ``CLIPPER_RPC_POLL_MS`` / ``CLIPPER_RPC_ACTIVITY_TIMEOUT_MS``: keep-alive intervals
   (defaults 5000 / 30000 ms, as the original); tests shrink them.
 """
@@ -20,10 +22,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from clipper_core.rpc import InputType
+from clipper_core.rpc import RPC_SECRET_ENV, InputType
 
 __all__ = [
     "DEFAULT_ACTIVITY_TIMEOUT_MS",
@@ -65,6 +67,8 @@ class ContainerSettings:
     metrics_host: str = DEFAULT_METRICS_HOST
     poll_ms: int = DEFAULT_POLL_MS
     activity_timeout_ms: int = DEFAULT_ACTIVITY_TIMEOUT_MS
+    # The cluster's RPC secret: when set, the container speaks CurveZMQ (clipper_core.rpc.curve).
+    rpc_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.model_name:
@@ -116,6 +120,7 @@ class ContainerSettings:
             activity_timeout_ms=_int(
                 env, "CLIPPER_RPC_ACTIVITY_TIMEOUT_MS", DEFAULT_ACTIVITY_TIMEOUT_MS, minimum=1
             ),
+            rpc_secret=env.get(RPC_SECRET_ENV) or None,
         )
 
 

@@ -72,12 +72,13 @@ class Cluster:
 
     # ---------------------------------------------------------------- frontends
 
-    def start_query(self) -> None:
+    def start_query(self, *flags: str) -> None:
+        """The query frontend with its ports and Redis, plus ``flags``."""
         redis = ["--redis_ip", self.redis.host, "--redis_port", str(self.redis.port)]
         self.query = self._spawn(
             [PYTHON, "-m", "clipper_core.query_frontend", *redis, "--host", "127.0.0.1",
              "--port", str(self.query_port), "--rpc_host", "127.0.0.1",
-             "--rpc_service_port", str(self.rpc_port)],
+             "--rpc_service_port", str(self.rpc_port), *flags],
             "query",
         )
         wait_for_port(self.query_port, 30)

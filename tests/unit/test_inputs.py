@@ -385,3 +385,18 @@ def test_any_bytes_parse_or_fail_with_a_json_input_error(raw: bytes) -> None:
         parse_json_object(raw)
     except JsonInputError as exc:
         assert exc.message
+
+
+def test_a_batch_over_the_input_limit_is_refused_before_any_input_is_parsed() -> None:
+    from clipper_core.errors import PayloadTooLarge
+
+    # The third element is malformed: the count is checked first, so the refusal is the 413.
+    doc = {"input_batch": [[1.0], [2.0], ["x"]]}
+    with pytest.raises(PayloadTooLarge) as refused:
+        parse_predict_inputs(doc, InputType.DOUBLES, max_inputs=2)
+    assert refused.value.http_status == 413
+    assert "input_batch has 3 inputs" in refused.value.cause and "at most 2" in refused.value.cause
+    assert parse_predict_inputs({"input_batch": [[1.0], [2.0]]}, InputType.DOUBLES, max_inputs=2) == [
+        parse_predict_inputs({"input": [1.0]}, InputType.DOUBLES)[0],
+        parse_predict_inputs({"input": [2.0]}, InputType.DOUBLES)[0],
+    ]
