@@ -16,6 +16,7 @@ module by its last path component without the tag (``clipper/noop-container:0.1.
 | ``mxnet<MM>-container``                            | ``containers.python.mxnet_container``    |
 | ``pyspark<MM>-container``                          | ``containers.python.pyspark_container``  |
 | ``caffe2-onnx-container``                          | ``containers.python.caffe2_onnx_container`` |
+| ``r-container``                                    | ``containers.python.r_container`` (execs ``Rscript``) |
 
 Images built by ``LocalContainerManager.build_model`` map through their base image.
 ``LocalContainerManager(image_runtimes={"my-image": "my_pkg.my_runtime"})`` adds or overrides
@@ -43,6 +44,7 @@ DEFAULT_IMAGE_RUNTIMES: Final[tuple[tuple[str, str], ...]] = (
     (r"mxnet\d*-container", f"{_PKG}.mxnet_container"),
     (r"pyspark\d*-container", f"{_PKG}.pyspark_container"),
     (r"caffe2-onnx-container", f"{_PKG}.caffe2_onnx_container"),
+    (r"r-container", f"{_PKG}.r_container"),
 )
 
 
