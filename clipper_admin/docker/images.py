@@ -61,7 +61,10 @@ CLIPPER_IMAGE_DOCKERFILES: Final[Mapping[str, str]] = {
     "management_frontend": "ManagementFrontendDockerfile",
     "python311-closure-container": "Python311ClosureContainerDockerfile",
     "noop-container": "NoopContainerDockerfile",
+    "r-container": "RContainerDockerfile",
 }
+# Built only when named (or missing when a model needs it): R is not part of every cluster.
+ON_REQUEST_IMAGES: Final = frozenset({"r-container"})
 
 
 def clipper_version() -> str:
@@ -262,10 +265,14 @@ def build_all(
     return [build_clipper_image(client, stem, network_mode=network_mode) for stem in stems]
 
 
+def _default_images() -> list[str]:
+    return [stem for stem in CLIPPER_IMAGE_DOCKERFILES if stem not in ON_REQUEST_IMAGES]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build Clipper's Docker images from dockerfiles/.")
     parser.add_argument(
-        "images", nargs="*", help=f"images to build (default: all of {list(CLIPPER_IMAGE_DOCKERFILES)})"
+        "images", nargs="*", help=f"images to build (default: all of {_default_images()})"
     )
     parser.add_argument("--network", default=None, help="network for RUN steps, e.g. host")
     parser.add_argument("--print-version", action="store_true", help="print the image tag and exit")
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        tags = build_all(connect_to_engine(), args.images or list(CLIPPER_IMAGE_DOCKERFILES), args.network)
+        tags = build_all(connect_to_engine(), args.images or _default_images(), args.network)
     except ClipperException as e:
         logger.error("%s", e)
         return 1
