@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean install-r test-r
 
 install: install-system install-python
 
@@ -78,3 +78,24 @@ test-docker: install docker-images
 # table and writes benchmarks/results/faults.json.
 test-faults: install
 	$(PYTHON) -m pytest -m faults tests/faults -s $(PYTEST_ARGS)
+
+# R models (Rclipper, containers/R/): R and its packages from Debian only (CRAN is not needed),
+# then the Rclipper package itself into R's site library.
+R_DEBS = r-base-core r-cran-jsonlite r-cran-base64enc r-cran-pbdzmq r-cran-testthat
+
+install-r:
+	@missing=$$(for p in $(R_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing R (Debian packages):" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends $$missing || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO R CMD INSTALL --no-docs containers/R/Rclipper
+
+# R unit tests (testthat), then R through Python: the R container's RPC against our codec, the
+# documentation's example through a local cluster and through Docker (the R base image is built
+# here, host network, if the engine lacks it).
+test-r: install install-r docker-images
+	$(PYTHON) -m clipper_admin.docker.images --network $(DOCKER_BUILD_NETWORK) r-container
+	cd containers/R/Rclipper && Rscript -e 'testthat::test_local(".", load_package = "installed", reporter = "summary", stop_on_failure = TRUE)'
+	$(PYTHON) -m pytest -m r tests/r $(PYTEST_ARGS)
