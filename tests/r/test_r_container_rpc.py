@@ -6,6 +6,7 @@ model errors, send heartbeats while idle and reconnect with a new identity after
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import pytest
 import zmq
 
 from clipper_core.rpc import (
+    ContainerDraining,
     ContainerError,
     ContainerErrorKind,
     ContainerHeartbeat,
@@ -25,6 +27,7 @@ from clipper_core.rpc import (
     NewContainer,
     PredictResponse,
     decode_from_container,
+    encode_container_draining,
     encode_heartbeat_reply,
     encode_new_container,
     encode_predict_request,
@@ -38,9 +41,10 @@ pytestmark = pytest.mark.r
 RECV_TIMEOUT_MS = 20_000
 ACTIVITY_TIMEOUT_MS = 1500
 
-# 13 anywhere -> an R error; 7 first -> one output too few; otherwise the lengths.
+# 13 anywhere -> an R error; 7 first -> one output too few; 99 first -> slow; else the lengths.
 MODEL_CODE = """
 fn <- function(inputs) {
+  if (inputs[[1]][1] == 99L) Sys.sleep(1.5)
   if (any(vapply(inputs, function(x) 13L %in% x, logical(1)))) stop("unlucky thirteen")
   out <- lapply(inputs, function(x) as.character(length(x)))
   if (inputs[[1]][1] == 7L) out <- out[-1]
@@ -202,6 +206,60 @@ def test_heartbeats_while_idle_and_reconnects_after_silence(
         assert isinstance(decode_from_container(frames), NewContainer)
         frontend.send(sender, encode_predict_request(1, InputType.INTS, [ints(4, 4)]))
         assert frontend.recv_non_heartbeat()[1] == encode_predict_response(PredictResponse(1, [b"2"]))
+    finally:
+        stop_process(process)
+
+
+def test_sigterm_drains_answers_what_comes_and_exits_when_let_go(
+    frontend: Frontend, model_dir: Path, tmp_path: Path
+) -> None:
+    process = start_container(frontend, model_dir, tmp_path)
+    try:
+        identity = register(frontend)
+        process.send_signal(signal.SIGTERM)
+        _, frames = frontend.recv_non_heartbeat()
+        assert frames == encode_container_draining()
+        assert isinstance(decode_from_container(frames), ContainerDraining)
+        # Still answering while draining; keep-alives do not end it.
+        frontend.send(identity, encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE))
+        frontend.send(identity, encode_predict_request(3, InputType.INTS, [ints(1, 2)]))
+        assert frontend.recv_non_heartbeat()[1] == encode_predict_response(PredictResponse(3, [b"2"]))
+        assert process.poll() is None
+        # The frontend lets it go: an unprompted RequestContainerMetadata. No re-registration.
+        frontend.send(identity, encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA))
+        assert process.wait(timeout=10) == 0
+        frontend.socket.setsockopt(zmq.RCVTIMEO, 300)
+        with pytest.raises(zmq.Again):
+            frontend.recv_non_heartbeat()
+    finally:
+        stop_process(process)
+
+
+def test_sigterm_during_a_prediction_answers_it_then_drains(
+    frontend: Frontend, model_dir: Path, tmp_path: Path
+) -> None:
+    process = start_container(frontend, model_dir, tmp_path)
+    try:
+        identity = register(frontend)
+        frontend.send(identity, encode_predict_request(4, InputType.INTS, [ints(99, 1, 1)]))
+        time.sleep(0.5)  # inside the slow prediction
+        process.send_signal(signal.SIGTERM)
+        assert frontend.recv_non_heartbeat()[1] == encode_predict_response(PredictResponse(4, [b"3"]))
+        assert frontend.recv_non_heartbeat()[1] == encode_container_draining()
+        frontend.send(identity, encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA))
+        assert process.wait(timeout=10) == 0
+    finally:
+        stop_process(process)
+
+
+def test_sigterm_before_any_frontend_spoke_exits_at_once(
+    frontend: Frontend, model_dir: Path, tmp_path: Path
+) -> None:
+    process = start_container(frontend, model_dir, tmp_path)
+    try:
+        frontend.recv()  # its first heartbeat, left unanswered
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
     finally:
         stop_process(process)
 

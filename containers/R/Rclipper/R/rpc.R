@@ -8,18 +8,22 @@
 #   new container:  ["", u32 0, name, version, "<input type digit>", u32 3]
 #   response:       ["", u32 1, msg_id (4 bytes), u64 8(n+1), u64[n+1] [n, len_0..], out_0 .. out_n-1]
 #   error (ours):   ["", u32 3, msg_id (4 bytes), u32 kind, utf-8 message]
+#   draining (ours): ["", u32 4]
 # Frontend -> container:
 #   heartbeat:      ["", u32 3, u32 2, u32 heartbeat_type]
 #   predict:        ["", u32 3, u32 1, u32 msg_id, u32 0, u64 8(2+n), u64[2+n] [type, n, size_0..], in_0 ..]
 #
 # The error message (type 3) is this project's extension: the query frontend answers the
 # batch's queries with the default output and the cause at once; the container keeps serving.
+# The draining message (type 4) is the second: a container told to stop asks for no new batch
+# and exits once the frontend lets it go (an unprompted RequestContainerMetadata).
 
 RPC_VERSION <- 3L
 MSG_NEW_CONTAINER <- 0L
 MSG_CONTAINER_CONTENT <- 1L
 MSG_HEARTBEAT <- 2L
 MSG_CONTAINER_ERROR <- 3L
+MSG_CONTAINER_DRAINING <- 4L
 HEARTBEAT_KEEPALIVE <- 0L
 HEARTBEAT_REQUEST_METADATA <- 1L
 REQUEST_PREDICT <- 0L
@@ -71,6 +75,8 @@ read_u64 <- function(frame, what) {
 utf8_raw <- function(text) charToRaw(enc2utf8(as.character(text)))
 
 encode_container_heartbeat <- function() list(raw(0), u32(MSG_HEARTBEAT))
+
+encode_container_draining <- function() list(raw(0), u32(MSG_CONTAINER_DRAINING))
 
 encode_new_container <- function(model_name, model_version, input_type_code) {
   if (!(input_type_code %in% 0:4)) protocol_stop("cannot register a container with input type ", input_type_code)
@@ -157,6 +163,10 @@ decode_from_container <- function(frames) {
     check_payloads(sizes, outputs)
     return(list(kind = "response", message_id = read_u32(frames[[3]], "message id"),
                 outputs = vapply(outputs, rawToChar, character(1))))
+  }
+  if (kind == MSG_CONTAINER_DRAINING) {
+    if (length(frames) != 2L) protocol_stop("draining message must have 2 frames, got ", length(frames))
+    return(list(kind = "draining"))
   }
   if (kind == MSG_CONTAINER_ERROR) {
     if (length(frames) != 5L) protocol_stop("container error must have 5 frames, got ", length(frames))
