@@ -84,7 +84,7 @@ test-faults: install
 R_DEBS = r-base-core r-cran-jsonlite r-cran-base64enc r-cran-pbdzmq r-cran-testthat
 
 install-r:
-	@missing=$$(for p in $(R_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(R_DEBS); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing R (Debian packages):" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
