@@ -92,10 +92,13 @@ install-r:
 	fi
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO R CMD INSTALL --no-docs containers/R/Rclipper
 
-# R unit tests (testthat), then R through Python: the R container's RPC against our codec, the
-# documentation's example through a local cluster and through Docker (the R base image is built
-# here, host network, if the engine lacks it).
+# R CMD check of Rclipper (its testthat unit tests included; a WARNING or NOTE fails it), then R
+# through Python: the R container's RPC against our codec, the documentation's example through a
+# local cluster and through Docker (the R base image is built here, host network, if missing).
 test-r: install install-r docker-images
 	$(PYTHON) -m clipper_admin.docker.images --network $(DOCKER_BUILD_NETWORK) r-container
-	cd containers/R/Rclipper && Rscript -e 'testthat::test_local(".", load_package = "installed", reporter = "summary", stop_on_failure = TRUE)'
+	rm -rf build/rcheck && mkdir -p build/rcheck
+	cd build/rcheck && R CMD build --no-build-vignettes ../../containers/R/Rclipper \
+	  && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual Rclipper_*.tar.gz \
+	  && grep -q '^Status: OK' Rclipper.Rcheck/00check.log
 	$(PYTHON) -m pytest -m r tests/r $(PYTEST_ARGS)

@@ -56,6 +56,7 @@ build_model <- function(model_name, model_version, prediction_function, sample_i
         " (a LocalContainerManager cluster; the model runs as a local R process):\n",
         sprintf("conn.build_and_deploy_model(\"%s\", \"%s\", \"%s\", \"%s\", \"%s\", num_replicas=<num_container_replicas>)\n",
                 model_name, model_version, input_type, model_dir, LOCAL_RUNTIME_IMAGE), sep = "")
+    print_bytes_hint(input_type, sample_input)
     return(invisible(model_dir))
   }
 
@@ -70,7 +71,15 @@ build_model <- function(model_name, model_version, prediction_function, sample_i
   cat("To deploy this model, execute the following command from a connected ClipperConnection object `conn`:\n",
       sprintf("conn.deploy_model(\"%s\", \"%s\", \"%s\", \"%s\", num_replicas=<num_container_replicas>)\n",
               model_name, model_version, input_type, image), sep = "")
+  print_bytes_hint(input_type, sample_input)
   invisible(image)
+}
+
+# Byte inputs are queried as base64 text; show the sample input so.
+print_bytes_hint <- function(input_type, sample_input) {
+  if (input_type != "bytes") return(invisible())
+  cat(sprintf("Query it with base64 text, e.g. {\"input\": \"%s\"} for the sample input.\n",
+              base64enc::base64encode(sample_input)))
 }
 
 check_name <- function(value, what) {

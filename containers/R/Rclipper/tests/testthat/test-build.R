@@ -32,3 +32,9 @@ test_that("data-frame models are validated on the JSON round trip the container 
   expect_error(build_model("m", "1", needs_factor, data.frame(x = factor("a")), local = TRUE, model_dir = dir),
                "not a factor")
 })
+
+test_that("a bytes model's build shows its sample input as the base64 text to query with", {
+  out <- capture.output(build_model("m", "1", pred_fn, charToRaw("clipper"), local = TRUE,
+                                    model_dir = tempfile("local-model-")))
+  expect_true(any(grepl("{\"input\": \"Y2xpcHBlcg==\"}", out, fixed = TRUE)))
+})
