@@ -42,6 +42,7 @@ from clipper_admin.container_manager import (
     ContainerManager,
 )
 from clipper_admin.docker.docker_api_utils import find_unbound_port
+from clipper_admin.docker.docker_container_manager import DockerContainerManager
 from clipper_admin.docker.images import clipper_image
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.kubernetes import manifests as m
@@ -596,6 +597,31 @@ class KubernetesContainerManager(ContainerManager):
                 deployment, num_replicas,
                 f"Could not update scale of the specified Deployment. Model: {name}-{version} Image: {image}",
             )  # fmt: skip
+
+    # ------------------------------------------------------------------ image building
+
+    def build_model(
+        self,
+        name: str,
+        version: str,
+        model_data_path: str,
+        base_image: str,
+        container_registry: str | None = None,
+        pkgs_to_install: list[str] | None = None,
+    ) -> str:
+        """Build ``[<registry>/]<cluster_identifier>-<name>:<version>`` with the local Docker
+        engine, exactly as ``DockerContainerManager.build_model`` does, and push it when
+        ``container_registry`` is given. The cluster's nodes must be able to get the image: from
+        that registry, or (a single-machine cluster on this engine, ``IfNotPresent``) locally.
+
+        Raises:
+            ClipperException: no Docker engine, or the build or the push failed.
+        """
+        # The host network serves RUN steps on engines with or without a bridge.
+        builder = DockerContainerManager(cluster_name=self.cluster_identifier, docker_network="host")
+        return builder.build_model(
+            name, version, model_data_path, base_image, container_registry, pkgs_to_install
+        )
 
     # ------------------------------------------------------------------ logs, stopping, addresses
 

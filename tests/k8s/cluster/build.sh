@@ -10,14 +10,15 @@
 #   k8s-pause                                                        the pod sandbox program (./pause)
 #
 # Cache: ${CLIPPER_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper-k8s}/<key>/bin, where <key>
-# is the Kubernetes version plus a hash of the go.mod/go.sum/sources here, so a rerun with
-# nothing changed is instant and a change rebuilds. Builds run under `nice`.
+# is the Kubernetes version plus a hash of the go.mod/go.sum files and the pause source, so a
+# rerun with nothing changed is instant and a change rebuilds. Builds run under `nice`; Go's own
+# build cache (GOCACHE) and module cache (GOMODCACHE) make a rebuild after a change cheaper.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$HERE/go.mod")
 CACHE_ROOT=${CLIPPER_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clipper-k8s}
 KEY=$K8S_VERSION-$(cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/cri-dockerd/go.mod" "$HERE/cri-dockerd/go.sum" \
-    "$HERE/pause/main.go" "$HERE/build.sh" | sha256sum | cut -c1-10)
+    "$HERE/pause/main.go" | sha256sum | cut -c1-10)
 BIN=$CACHE_ROOT/$KEY/bin
 log() { printf '[k8s-build] %s\n' "$*" >&2; }
 
