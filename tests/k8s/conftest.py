@@ -34,7 +34,7 @@ from tests.helpers import free_port
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parent / "cluster" / "cluster.sh"
 KUBECONFIG_ENV = "CLIPPER_K8S_KUBECONFIG"
-NODE_NAME = "clipper-node"
+NODE_NAME = "127.0.0.1"  # cluster.sh names the node by its address
 NOOP_IMAGE = clipper_image("noop-container")
 POD_WAIT_S = 240.0
 

@@ -21,7 +21,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=${CLIPPER_K8S_STATE:-/var/tmp/clipper-k8s}
-NODE_NAME=clipper-node
+# The node is named by its address: a kubelet refuses a loopback --node-ip, but takes the address
+# of a --hostname-override that is an IP as is.
+NODE_NAME=127.0.0.1
 DOCKER_ENDPOINT=${DOCKER_HOST:-unix:///var/run/docker.sock}
 PKI=$STATE/pki
 LOGS=$STATE/logs
@@ -244,7 +246,7 @@ cmd_up() {
     wait_for "cri-dockerd socket" 30 cri-dockerd test -S "$STATE/cri-dockerd.sock"
 
     start kubelet "$bin/kubelet" --config="$STATE/kubelet.yaml" --kubeconfig="$kc" \
-        --hostname-override="$NODE_NAME" --node-ip=127.0.0.1 --root-dir="$STATE/kubelet" \
+        --hostname-override="$NODE_NAME" --root-dir="$STATE/kubelet" \
         --cert-dir="$STATE/kubelet/pki"
     wait_for "Ready node $NODE_NAME" 180 kubelet node_ready
     wait_for "default service account" 60 kube-controller-manager api /api/v1/namespaces/default/serviceaccounts/default
