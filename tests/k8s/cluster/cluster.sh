@@ -235,7 +235,7 @@ cmd_up() {
         --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" --leader-elect=false \
         --secure-port=0 --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
         --service-cluster-ip-range="$SERVICE_CIDR" --use-service-account-credentials=false \
-        --controllers='*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route' --profiling=false
+        --profiling=false
     start kube-scheduler "$bin/kube-scheduler" --kubeconfig="$kc" --authentication-kubeconfig="$kc" \
         --authorization-kubeconfig="$kc" --leader-elect=false --secure-port=0 --profiling=false
 
