@@ -29,7 +29,7 @@ PKI=$STATE/pki
 LOGS=$STATE/logs
 PIDS=$STATE/pids
 KUBECONFIG_FILE=$STATE/admin.kubeconfig
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler cri-dockerd kubelet)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler k8s-dockerapi cri-dockerd kubelet)
 SERVICE_CIDR=10.96.0.0/24   # Service objects get cluster IPs from it; nothing connects to them
 
 log() { printf '[k8s-cluster] %s\n' "$*" >&2; }
@@ -201,6 +201,8 @@ cmd_up() {
     bin=$("$HERE/build.sh")
     t0=$SECONDS
     cmd_down >/dev/null 2>&1 || true
+    # A failed start stops what it started (the logs are kept in $STATE.failed for a look).
+    trap 'log "start failed; stopping what was started"; keep_logs; cmd_down' EXIT
     mkdir -p "$STATE" "$LOGS" "$PIDS"
     make_pki
     pause=$(pause_image "$bin")
@@ -239,9 +241,12 @@ cmd_up() {
     start kube-scheduler "$bin/kube-scheduler" --kubeconfig="$kc" --authentication-kubeconfig="$kc" \
         --authorization-kubeconfig="$kc" --leader-elect=false --secure-port=0 --profiling=false
 
+    # cri-dockerd v0.4 wants Docker API 1.42; bookworm's engine speaks 1.41 (see dockerapi/main.go).
+    start k8s-dockerapi "$bin/k8s-dockerapi" -listen "$STATE/docker.sock" -engine "${DOCKER_ENDPOINT#unix://}"
+    wait_for "engine API proxy" 30 k8s-dockerapi test -S "$STATE/docker.sock"
     mkdir -p "$STATE/cri-dockerd" "$STATE/kubelet"
     start cri-dockerd "$bin/cri-dockerd" --container-runtime-endpoint="unix://$STATE/cri-dockerd.sock" \
-        --docker-endpoint="$DOCKER_ENDPOINT" --cri-dockerd-root-directory="$STATE/cri-dockerd" \
+        --docker-endpoint="unix://$STATE/docker.sock" --cri-dockerd-root-directory="$STATE/cri-dockerd" \
         --pod-infra-container-image="$pause" --streaming-bind-addr=127.0.0.1:0 --network-plugin=
     wait_for "cri-dockerd socket" 30 cri-dockerd test -S "$STATE/cri-dockerd.sock"
 
@@ -250,8 +255,13 @@ cmd_up() {
         --cert-dir="$STATE/kubelet/pki"
     wait_for "Ready node $NODE_NAME" 180 kubelet node_ready
     wait_for "default service account" 60 kube-controller-manager api /api/v1/namespaces/default/serviceaccounts/default
+    trap - EXIT
     log "cluster up in $((SECONDS - t0))s (binaries in $bin); control plane + node RSS $(rss_mb) MB"
     echo "export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
+keep_logs() {
+    rm -rf "$STATE.failed" && mkdir -p "$STATE.failed" && cp -r "$LOGS" "$STATE.failed/" 2>/dev/null || true
 }
 
 node_ready() {
@@ -281,7 +291,7 @@ mounts_under() {  # mount points below directory $1, deepest first
 cmd_down() {
     local c pid i m ids
     # The kubelet first, so it does not restart the containers removed below.
-    for c in kubelet cri-dockerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    for c in kubelet cri-dockerd k8s-dockerapi kube-scheduler kube-controller-manager kube-apiserver etcd; do
         pid=$(pid_of "$c") || continue
         log "stopping $c (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
