@@ -6,6 +6,11 @@
 // sends every request to the engine as an API 1.41 request; everything else passes unchanged,
 // hijacked streams (attach, exec) included.
 //
+// One more change, for sandboxes like this project's machines, where even root may not lower a
+// process's OOM score: the kubelet asks for oom_score_adj -998 for pod sandboxes (and -997 for
+// Guaranteed pods), which runc then fails to set ("can't get final child's PID from pipe"). A
+// negative HostConfig.OomScoreAdj in a container create request is raised to 0 (logged).
+//
 //	k8s-dockerapi -listen /path/proxy.sock -engine /var/run/docker.sock
 package main
 
@@ -23,6 +28,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -46,6 +52,11 @@ func main() {
 			r.Out.URL.Host = "docker"
 			r.Out.URL.Path = versionPrefix.ReplaceAllString(r.In.URL.Path, "/v"+engineAPI+"/")
 			r.Out.URL.RawPath = ""
+			if r.In.Method == http.MethodPost && strings.HasSuffix(r.Out.URL.Path, "/containers/create") {
+				if err := raiseOOMScoreAdj(r.Out); err != nil {
+					log.Printf("container create body left as is: %v", err)
+				}
+			}
 		},
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -69,6 +80,38 @@ func main() {
 	}()
 	log.Printf("serving %s for the engine at %s (API %s reported as %s)", *listen, *engine, engineAPI, reportedAPI)
 	log.Fatal(http.Serve(listener, proxy))
+}
+
+// raiseOOMScoreAdj sets a negative HostConfig.OomScoreAdj of a create request to 0.
+func raiseOOMScoreAdj(req *http.Request) error {
+	if req.Body == nil {
+		return nil
+	}
+	body, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	var create map[string]any
+	if err := json.Unmarshal(body, &create); err != nil {
+		return err
+	}
+	hostConfig, _ := create["HostConfig"].(map[string]any)
+	score, _ := hostConfig["OomScoreAdj"].(float64)
+	if score >= 0 {
+		return nil
+	}
+	hostConfig["OomScoreAdj"] = 0
+	body, err = json.Marshal(create)
+	if err != nil {
+		return err
+	}
+	log.Printf("create %s: OomScoreAdj %v raised to 0", req.URL.Query().Get("name"), score)
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // reportVersion rewrites ApiVersion in the answer to GET /version.
