@@ -18,18 +18,14 @@ Deliberate differences from the original (documented in the README):
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import json
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import urllib3.exceptions
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clipper_admin.container_manager import (
@@ -46,6 +42,7 @@ from clipper_admin.docker.docker_container_manager import DockerContainerManager
 from clipper_admin.docker.images import clipper_image
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.kubernetes import manifests as m
+from clipper_admin.kubernetes.api import KubernetesApiMixin, api_errors, load_api_client, reason
 
 __all__ = ["KubernetesContainerManager"]
 
@@ -53,53 +50,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_PULL_POLICY: Final = "IfNotPresent"
 DEFAULT_DEPLOYMENT_TIMEOUT_S: Final = 600.0
-POLL_INTERVAL_S: Final = 1.0
-LOG_POD_PROBLEMS: Final = 5
 
 
-def _reason(e: ApiException) -> str:
-    """``<status> <reason>: <message>`` of an API error (the message from its Status body)."""
-    message = ""
-    if e.body:
-        try:
-            message = json.loads(e.body).get("message", "")
-        except (ValueError, AttributeError):
-            message = str(e.body)[:300]
-    return f"{e.status} {e.reason}" + (f": {message}" if message else "")
-
-
-@contextlib.contextmanager
-def _api_errors(action: str) -> Iterator[None]:
-    """Turn a failing API call into ``ClipperException("<action>. Reason: ...")``."""
-    try:
-        yield
-    except ApiException as e:
-        logger.warning("%s: %s", action, _reason(e))
-        raise ClipperException(f"{action}. Reason: {_reason(e)}") from e
-    except urllib3.exceptions.HTTPError as e:
-        logger.warning("%s: %s", action, e)
-        raise ClipperException(f"{action}. Reason: the Kubernetes API server is unreachable: {e}") from e
-
-
-def _api_client(kube_config_file: str | None) -> client.ApiClient:
-    """A client from the kubeconfig (``KUBECONFIG`` or ``~/.kube/config``), else in-cluster."""
-    try:
-        return config.new_client_from_config(config_file=kube_config_file)
-    except (config.ConfigException, OSError) as kube_config_error:
-        if kube_config_file is None:
-            configuration = client.Configuration()
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-                return client.ApiClient(configuration)
-            except config.ConfigException:
-                pass
-        raise ClipperException(
-            "Could not load a Kubernetes configuration (set KUBECONFIG, or write ~/.kube/config, "
-            f"or run inside a pod): {kube_config_error}"
-        ) from kube_config_error
-
-
-class KubernetesContainerManager(ContainerManager):
+class KubernetesContainerManager(KubernetesApiMixin, ContainerManager):
     """Runs a Clipper cluster on Kubernetes: Redis, the management frontend, query frontends
     and model versions as Deployments with Services, labelled with the cluster name.
 
@@ -171,7 +124,7 @@ class KubernetesContainerManager(ContainerManager):
         self._query_addrs: list[str] = []
         self.external_node_hosts: list[str] = []
 
-        api_client = _api_client(kube_config_file)
+        api_client = load_api_client(kube_config_file)
         self._core = client.CoreV1Api(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._rbac = client.RbacAuthorizationV1Api(api_client)
@@ -189,7 +142,7 @@ class KubernetesContainerManager(ContainerManager):
             return namespace
         except ApiException as e:
             if e.status != 404:
-                raise ClipperException(f"Error connecting to Kubernetes cluster. Reason: {_reason(e)}") from e
+                raise ClipperException(f"Error connecting to Kubernetes cluster. Reason: {reason(e)}") from e
         except urllib3.exceptions.HTTPError as e:
             raise ClipperException(
                 f"Error connecting to Kubernetes cluster. Reason: the API server is unreachable: {e}"
@@ -209,103 +162,6 @@ class KubernetesContainerManager(ContainerManager):
             logger.error("Exception creating Kubernetes namespace: %s", e)
             raise ClipperException(f"Could not create Kubernetes namespace. Reason: {e.reason}") from e
         return namespace
-
-    # ------------------------------------------------------------------ helpers
-
-    @property
-    def _ns(self) -> str:
-        return self.k8s_namespace
-
-    def _create(self, create: Callable[..., Any], body: m.Manifest, namespaced: bool = True) -> None:
-        """Create one object; an existing one is logged and kept (as the original does)."""
-        what = f"{body['kind']} {body['metadata']['name']}"
-        try:
-            if namespaced:
-                create(namespace=self._ns, body=body)
-            else:
-                create(body=body)
-        except ApiException as e:
-            if e.status == 409:
-                self.logger.info("%s already exists, skipping!", what)
-                return
-            raise ClipperException(f"Could not create {what}. Reason: {_reason(e)}") from e
-        except urllib3.exceptions.HTTPError as e:
-            raise ClipperException(f"Could not create {what}. Reason: {e}") from e
-
-    def _wait_for_deployment(self, name: str, replicas: int, error: str) -> None:
-        """Poll until ``replicas`` pods of Deployment ``name`` are available (and no more exist)."""
-        deadline = time.monotonic() + self.deployment_timeout_s
-        while True:
-            with _api_errors(f"Could not read Deployment {name}"):
-                status = self._apps.read_namespaced_deployment_status(name, self._ns).status
-            available = status.available_replicas or 0
-            current = status.replicas or 0
-            if available == replicas and current == replicas:
-                return
-            if time.monotonic() > deadline:
-                raise ClipperException(f"{error} ({self._pod_problems(name)})")
-            time.sleep(POLL_INTERVAL_S)
-
-    def _pod_problems(self, deployment: str) -> str:
-        """Why pods of a Deployment are not ready, for the timeout message."""
-        try:
-            selector = self._apps.read_namespaced_deployment(deployment, self._ns).spec.selector.match_labels
-            pods = self._core.list_namespaced_pod(
-                self._ns, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
-            ).items
-        except (ApiException, urllib3.exceptions.HTTPError) as e:
-            return f"pods unknown: {e}"
-        problems = []
-        for pod in pods[:LOG_POD_PROBLEMS]:
-            reasons = [pod.status.phase or "?"]
-            for status in pod.status.container_statuses or []:
-                waiting = status.state.waiting if status.state else None
-                if waiting is not None:
-                    reasons.append(f"{waiting.reason}: {waiting.message or ''}".strip())
-                elif not status.ready:
-                    reasons.append("not ready")
-            for condition in pod.status.conditions or []:
-                if condition.status != "True" and condition.message:
-                    reasons.append(condition.message)
-            problems.append(f"{pod.metadata.name}: {'; '.join(reasons)}")
-        return "pods: " + (" | ".join(problems) if problems else "none created")
-
-    def _wait_until_no_pods(self, selector: str) -> None:
-        """Poll until no pod matches ``selector`` (their containers have stopped)."""
-        deadline = time.monotonic() + self.deployment_timeout_s
-        while True:
-            with _api_errors("Could not list pods"):
-                pods = self._core.list_namespaced_pod(self._ns, label_selector=selector).items
-            if not pods:
-                return
-            if time.monotonic() > deadline:
-                names = ", ".join(p.metadata.name for p in pods)
-                raise ClipperException(f"Pods still running after {self.deployment_timeout_s:.0f} s: {names}")
-            time.sleep(POLL_INTERVAL_S)
-
-    def _nodes_are_this_machine(self) -> bool:
-        """True when every node's InternalIP is a loopback address (a single-machine cluster)."""
-        with _api_errors("Could not list the Kubernetes nodes"):
-            nodes = self._core.list_node().items
-        addresses = [a.address for n in nodes for a in (n.status.addresses or []) if a.type == "InternalIP"]
-        try:
-            return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
-        except ValueError:
-            return False
-
-    def _running_pod(self, selector: str, what: str) -> Any:
-        with _api_errors(f"Could not list the pods of {what}"):
-            pods = self._core.list_namespaced_pod(self._ns, label_selector=selector).items
-        for pod in pods:
-            if (
-                pod.status.phase == "Running"
-                and pod.status.host_ip
-                and pod.metadata.deletion_timestamp is None
-            ):
-                return pod
-        raise ClipperException(
-            f"Could not connect to Clipper Kubernetes cluster. Reason: no running pod of {what}"
-        )
 
     def _deployment_labels(self, role: str, **extra: str) -> str:
         labels = {CLIPPER_DOCKER_LABEL: self.cluster_name, CLIPPER_NAME_LABEL: role, **extra}
@@ -416,7 +272,7 @@ class KubernetesContainerManager(ContainerManager):
             ClipperException: the cluster does not exist, has no node address, or an API call failed.
         """
         action = "Could not connect to Clipper Kubernetes cluster"
-        with _api_errors(action):
+        with api_errors(action):
             frontends = self._apps.list_namespaced_deployment(
                 self._ns, label_selector=self._deployment_labels(m.QUERY_FRONTEND_ROLE)
             ).items
@@ -438,7 +294,7 @@ class KubernetesContainerManager(ContainerManager):
             ports = {p.name: p.container_port for p in deployment.spec.template.spec.containers[0].ports}
             return f"{pod.status.host_ip}:{ports[port_name]}"
 
-        with _api_errors("Could not connect to Clipper Kubernetes cluster"):
+        with api_errors("Could not connect to Clipper Kubernetes cluster"):
             management = self._apps.read_namespaced_deployment(m.management_name(self.cluster_name), self._ns)
         self._admin_addr = node_addr(
             self._deployment_labels(m.MANAGEMENT_ROLE),
@@ -464,14 +320,14 @@ class KubernetesContainerManager(ContainerManager):
         ):
             self.external_node_hosts = self._node_hosts()
         action = "Could not connect to Clipper Kubernetes cluster"
-        with _api_errors(action):
+        with api_errors(action):
             management = self._core.read_namespaced_service(m.management_name(self.cluster_name), self._ns)
             query = self._core.read_namespaced_service(m.query_service_name(self.cluster_name), self._ns)
         self._admin_addr = self._service_addr(management, str(CLIPPER_INTERNAL_MANAGEMENT_PORT))
         self._query_addrs = [self._service_addr(query, str(CLIPPER_INTERNAL_QUERY_PORT))]
 
     def _node_hosts(self) -> list[str]:
-        with _api_errors("Could not connect to Clipper Kubernetes cluster"):
+        with api_errors("Could not connect to Clipper Kubernetes cluster"):
             nodes = self._core.list_node().items
         hosts = [a.address for n in nodes for a in (n.status.addresses or []) if a.type == "ExternalDNS"]
         if not hosts and self.useInternalIP:
@@ -518,7 +374,7 @@ class KubernetesContainerManager(ContainerManager):
         name = m.query_frontend_name(self.cluster_name, frontend_id)
         if not self.use_host_network:
             return name, CLIPPER_INTERNAL_RPC_PORT
-        with _api_errors(f"Could not read Deployment {name}"):
+        with api_errors(f"Could not read Deployment {name}"):
             deployment = self._apps.read_namespaced_deployment(name, self._ns)
         ports = {p.name: p.container_port for p in deployment.spec.template.spec.containers[0].ports}
         selector = self._deployment_labels(
@@ -566,7 +422,7 @@ class KubernetesContainerManager(ContainerManager):
         except ApiException as e:
             if e.status == 404:
                 return 0
-            raise ClipperException(f"Could not read the scale of {deployment}. Reason: {_reason(e)}") from e
+            raise ClipperException(f"Could not read the scale of {deployment}. Reason: {reason(e)}") from e
         return int(scale.spec.replicas or 0)
 
     def set_num_replicas(
@@ -583,7 +439,7 @@ class KubernetesContainerManager(ContainerManager):
             except ApiException as e:
                 if e.status != 404:
                     raise ClipperException(
-                        f"Could not update scale of the specified Deployment. Reason: {_reason(e)}"
+                        f"Could not update scale of the specified Deployment. Reason: {reason(e)}"
                     ) from e
                 clipper_ip, clipper_port = self._frontend_rpc_target(i)
                 self._create(
@@ -632,7 +488,7 @@ class KubernetesContainerManager(ContainerManager):
             directory.mkdir(parents=True)
             self.logger.info("Created logging directory: %s", directory)
         paths = []
-        with _api_errors("Could not read the cluster's logs"):
+        with api_errors("Could not read the cluster's logs"):
             pods = self._core.list_namespaced_pod(
                 self._ns, label_selector=m.cluster_selector(self.cluster_name)
             )
@@ -648,7 +504,7 @@ class KubernetesContainerManager(ContainerManager):
 
     def _delete_workloads(self, selector: str) -> None:
         """Delete the Deployments, ReplicaSets and pods matching ``selector``; wait for the pods."""
-        with _api_errors("Could not delete Kubernetes deployments"):
+        with api_errors("Could not delete Kubernetes deployments"):
             self._apps.delete_collection_namespaced_deployment(
                 self._ns, label_selector=selector, propagation_policy="Background"
             )
@@ -674,7 +530,7 @@ class KubernetesContainerManager(ContainerManager):
         ``graceful`` is accepted for compatibility (pods always get their grace period)."""
         self.logger.info("Stopping all running Clipper resources")
         selector = m.cluster_selector(self.cluster_name)
-        with _api_errors("Could not delete the Clipper cluster's Kubernetes resources"):
+        with api_errors("Could not delete the Clipper cluster's Kubernetes resources"):
             for service in self._core.list_namespaced_service(self._ns, label_selector=selector).items:
                 self._core.delete_namespaced_service(service.metadata.name, self._ns)
             self._core.delete_collection_namespaced_replication_controller(self._ns, label_selector=selector)
