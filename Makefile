@@ -3,7 +3,8 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean install-r test-r
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean \
+	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s
 
 install: install-system install-python
 
@@ -102,3 +103,29 @@ test-r: install install-r docker-images
 	  && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual Rclipper_*.tar.gz \
 	  && grep -q '^Status: OK' Rclipper.Rcheck/00check.log
 	$(PYTHON) -m pytest -m r tests/r $(PYTEST_ARGS)
+# Kubernetes: a real one-node cluster on loopback for tests and developers. kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet and cri-dockerd are built once with Go from the
+# Go module proxy into ~/.cache/clipper-k8s/<version>-<hash>/bin (tests/k8s/cluster/build.sh);
+# etcd and openssl come from Debian; pods run in the local Docker engine through cri-dockerd.
+K8S_CLUSTER := tests/k8s/cluster/cluster.sh
+
+install-k8s:
+	@command -v go >/dev/null 2>&1 || { echo "Go >= 1.24 is needed to build the Kubernetes test cluster"; exit 1; }
+# etcd-server's package would start a default etcd: service starts are blocked during the install.
+	@missing=; for p in etcd-server openssl curl; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
+	  [ -z "$$missing" ] || { echo "installing$$missing (Debian packages)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  NO_START=; [ -e /usr/sbin/policy-rc.d ] || { NO_START=1; printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; $$SUDO chmod 0755 /usr/sbin/policy-rc.d; }; \
+	  rc=0; $$SUDO apt-get install -y $$missing || { $$SUDO apt-get update && $$SUDO apt-get install -y $$missing; } || rc=$$?; \
+	  [ -z "$$NO_START" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
+	  exit $$rc; }
+	bash tests/k8s/cluster/build.sh
+
+k8s-cluster: install-k8s docker-images
+	bash $(K8S_CLUSTER) up
+
+k8s-cluster-down:
+	bash $(K8S_CLUSTER) down
+
+test-k8s: install install-k8s docker-images
+	$(PYTHON) -m pytest -m k8s tests/k8s $(PYTEST_ARGS)

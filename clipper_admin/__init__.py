@@ -83,7 +83,8 @@ def __getattr__(name: str) -> Any:
     except ImportError as exc:
         raise ImportError(
             f"clipper_admin.{name} is unavailable: importing {module_name} failed ({exc}). "
-            "Install its SDK (pip install docker / kubernetes) or use LocalContainerManager."
+            "The docker and kubernetes clients are dependencies of clipper-python: reinstall it "
+            "(pip install clipper-python), or use LocalContainerManager."
         ) from exc
     value = getattr(module, name)
     globals()[name] = value
