@@ -80,7 +80,8 @@ def deploy_pytorch_model(
     ``onnxruntime.InferenceSession``.
 
     Args:
-        inputs: sample input tensor (or tuple of tensors) for ``torch.onnx.export``.
+        inputs: sample input tensor (or tuple of tensors) for ``torch.onnx.export``; the first
+            dimension of each is exported as the (dynamic) batch dimension.
         base_image: None or "default" picks
             ``<registry>/python<MAJOR><MINOR>-onnx-container:<version>``.
         onnx_backend: "onnxruntime" (the only backend; "caffe2" is refused).
@@ -96,8 +97,14 @@ def deploy_pytorch_model(
         import torch
 
         sample = inputs if isinstance(inputs, tuple) else (inputs,)
+        # The first dimension of every input is the batch: Clipper batches queries adaptively,
+        # so the exported graph must not fix it at the sample's size.
+        batch = torch.export.Dim("batch")
         try:
-            torch.onnx.export(pytorch_model, sample, str(directory / ONNX_MODEL_FILE), export_params=True)
+            torch.onnx.export(
+                pytorch_model, sample, str(directory / ONNX_MODEL_FILE), export_params=True,
+                dynamic_shapes=tuple({0: batch} for _ in sample),
+            )
         except Exception as e:
             logger.exception("Exporting the torch model to ONNX failed")
             raise ClipperException(f"Error exporting torch model to ONNX: {e}") from e

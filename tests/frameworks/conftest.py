@@ -23,6 +23,7 @@ from clipper_admin.local.cluster_record import ClusterRecord
 from tests.helpers import free_port
 
 ANSWER_TIMEOUT_S = 120.0
+STARTUP_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -51,6 +52,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         rpc_port=free_port(),
         redis_port=free_port(),
         clipper_home=str(home),
+        # A JVM (PySpark) or TensorFlow replica starting beside others on two shared cores.
+        startup_timeout_s=STARTUP_TIMEOUT_S,
     )
     conn = ClipperConnection(manager)
     conn.start_clipper()
@@ -58,6 +61,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(conn, manager)
     finally:
         conn.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _stop_model_replicas(cluster: Cluster) -> Iterator[None]:
+    """Each test's replicas (a JVM, a TensorFlow runtime) are stopped after it."""
+    yield
+    cluster.conn.stop_all_model_containers()
 
 
 def unique(prefix: str) -> str:

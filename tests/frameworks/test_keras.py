@@ -19,7 +19,7 @@ from tests.frameworks.conftest import (
     unique,
 )
 
-pytestmark = pytest.mark.frameworks
+pytestmark = [pytest.mark.frameworks, pytest.mark.timeout(600)]
 
 IMAGE = f"{__registry__}/python311-keras-container:{__version__}"
 
@@ -70,7 +70,8 @@ def test_saved_h5_file_answers_like_in_process(cluster: Cluster, tmp_path: Path)
     model.save(path)
     app = unique("keras-h5")
     keras_deployer.create_endpoint(cluster.conn, app, "floats", predict_with_keras, str(path))
-    assert_answers_match(cluster.conn, app, [1.0, 1.0, 1.0, 1.0], [[2.0, 0.0, 2.0, 0.0]], expected_of(model))
+    batch = [[2.0, 0.0, 2.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+    assert_answers_match(cluster.conn, app, [1.0, 1.0, 1.0, 1.0], batch, expected_of(model))
 
 
 def test_bad_argument_gets_the_original_text(cluster: Cluster) -> None:

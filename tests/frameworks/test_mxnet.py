@@ -21,7 +21,7 @@ from tests.frameworks.conftest import (
     unique,
 )
 
-pytestmark = [pytest.mark.frameworks, pytest.mark.mxnet]
+pytestmark = [pytest.mark.frameworks, pytest.mark.mxnet, pytest.mark.timeout(600)]
 
 IMAGE = f"{__registry__}/python311-mxnet-container:{__version__}"
 DATA_SHAPES = [("data", (1, 4))]

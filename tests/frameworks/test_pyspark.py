@@ -22,9 +22,11 @@ from tests.frameworks.conftest import (
     unique,
 )
 
-pytestmark = pytest.mark.frameworks
+pytestmark = [pytest.mark.frameworks, pytest.mark.timeout(600)]
 
 IMAGE = f"{__registry__}/python311-pyspark-container:{__version__}"
+# Spark plans and compiles the first query's job: seconds, beyond the 3 s default SLO.
+SLO_MICROS = 60_000_000
 ROWS = [([0.0, 1.0], 0.0), ([0.5, 1.5], 0.0), ([1.0, 0.5], 0.0), ([3.0, 0.0], 1.0),
         ([4.0, 1.0], 1.0), ([3.5, -0.5], 1.0), ([0.2, 2.0], 0.0), ([5.0, 0.2], 1.0)]
 
@@ -60,7 +62,9 @@ def test_ml_logistic_regression_answers_like_in_process(cluster: Cluster, spark:
     frame = spark.createDataFrame([(Vectors.dense(x), y) for x, y in ROWS], ["features", "label"])
     model = LogisticRegression(maxIter=20, regParam=0.01).fit(frame)
     app = unique("spark-ml")
-    pyspark_deployer.create_endpoint(cluster.conn, app, "doubles", ml_probability, model, spark.sparkContext)
+    pyspark_deployer.create_endpoint(
+        cluster.conn, app, "doubles", ml_probability, model, spark.sparkContext, slo_micros=SLO_MICROS
+    )
 
     def expected(x: list[float]) -> float:
         return float(ml_probability(spark, model, [x])[0])
@@ -80,7 +84,9 @@ def test_mllib_logistic_regression_answers_like_in_process(cluster: Cluster, spa
     points = sc.parallelize([LabeledPoint(y, x) for x, y in ROWS])
     model = LogisticRegressionWithLBFGS.train(points, iterations=20)
     app = unique("spark-mllib")
-    pyspark_deployer.create_endpoint(cluster.conn, app, "doubles", mllib_class, model, sc)
+    pyspark_deployer.create_endpoint(
+        cluster.conn, app, "doubles", mllib_class, model, sc, slo_micros=SLO_MICROS
+    )
 
     def expected(x: list[float]) -> float:
         return float(model.predict(x))

@@ -18,7 +18,7 @@ from tests.frameworks.conftest import (
     unique,
 )
 
-pytestmark = pytest.mark.frameworks
+pytestmark = [pytest.mark.frameworks, pytest.mark.timeout(600)]
 
 IMAGE = f"{__registry__}/python311-pytorch-container:{__version__}"
 

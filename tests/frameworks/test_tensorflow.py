@@ -18,7 +18,7 @@ from tests.frameworks.conftest import (
     unique,
 )
 
-pytestmark = pytest.mark.frameworks
+pytestmark = [pytest.mark.frameworks, pytest.mark.timeout(600)]
 
 IMAGE = f"{__registry__}/python311-tensorflow-container:{__version__}"
 
@@ -77,7 +77,8 @@ def test_saved_model_directory_answers_like_in_process(cluster: Cluster, tmp_pat
     tf.saved_model.save(module, str(saved))
     app = unique("tf-dir")
     tf_deployer.create_endpoint(cluster.conn, app, "doubles", predict_with_loaded, str(saved))
-    assert_answers_match(cluster.conn, app, [3.0, 2.0, 1.0], [[0.5, 0.5, 0.5]], expected_of(module))
+    batch = [[0.5, 0.5, 0.5], [1.0, -1.0, 2.0]]
+    assert_answers_match(cluster.conn, app, [3.0, 2.0, 1.0], batch, expected_of(module))
 
 
 def test_paths_that_are_no_model_are_refused_with_the_original_texts(
