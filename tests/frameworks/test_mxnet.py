@@ -82,3 +82,40 @@ def test_missing_params_file_is_refused_naming_it(cluster: Cluster, tmp_path: Pa
     with pytest.raises(ClipperException, match=r"mxnet_model-0000\.params is missing"):
         cluster.conn.build_and_deploy_model(name, 1, "floats", model_dir, IMAGE)
     assert "ERROR: cannot load the model from" in cluster.replica_log(name)
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(1200)
+def test_mxnet_image_answers(tmp_path: Path) -> None:
+    """python311-mxnet-container (its own environment: numpy < 1.24) starts and answers like the
+    module here, through DockerContainerManager on the host network."""
+    import random
+
+    import docker
+
+    from clipper_admin import ClipperConnection
+    from clipper_admin.deployers import mxnet as mxnet_deployer
+    from tests.docker.conftest import cluster_containers, host_manager, remove_model_images
+    from tests.frameworks.conftest import predict_until_model_answers
+
+    client = docker.from_env()
+    name = f"fw-docker-mx-{random.randint(0, 10**6)}"
+    conn = ClipperConnection(host_manager(name))
+    conn.start_clipper()
+    try:
+        module = bound_module()
+        app = unique("dmxnet")
+        mxnet_deployer.create_endpoint(conn, app, "floats", predict_with_module, module, DATA_SHAPES)
+        x = [0.5, 1.0, -0.5, 2.0]
+        reply = predict_until_model_answers(conn, app, {"input": x})
+        assert reply["default"] is False, reply
+        import numpy as np
+
+        expected = float(predict_with_module(module, [np.array(x, dtype="float32")])[0])
+        assert float(reply["output"]) == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    finally:
+        try:
+            conn.stop_all()
+        finally:
+            remove_model_images(client, name)
+        assert cluster_containers(client, name) == []
