@@ -153,8 +153,10 @@ test-frameworks: install-frameworks
 	$(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and not mxnet and not docker' tests/frameworks $(PYTEST_ARGS)
 	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and mxnet and not docker' tests/frameworks $(PYTEST_ARGS)
 
-docker-framework-images: install-python
-	$(PYTHON) -m clipper_admin.docker.images --frameworks --network $(DOCKER_BUILD_NETWORK)
+# Built from the frameworks' environment: the images pin cloudpickle to the version of the
+# interpreter that builds them, which must be the one that pickles the functions.
+docker-framework-images: install-frameworks
+	$(FRAMEWORKS_VENV)/bin/python -m clipper_admin.docker.images --frameworks --network $(DOCKER_BUILD_NETWORK)
 
 test-frameworks-docker: install-frameworks docker-images docker-framework-images
 	$(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and docker and not mxnet' tests/frameworks $(PYTEST_ARGS)
