@@ -149,9 +149,16 @@ install-frameworks: install-system
 	[ -x $(MXNET_VENV)/bin/python ] || $(PYTHON) -m venv $(MXNET_VENV)
 	$(MXNET_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,mxnet]'
 
+# One pytest process per framework: TensorFlow and torch in one process abort (each bundles its
+# own native libraries), as two frameworks would in one model container.
+FRAMEWORK_TESTS ?= pytorch onnx tensorflow keras pyspark
+
 test-frameworks: install-frameworks
-	$(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and not mxnet and not docker' tests/frameworks $(PYTEST_ARGS)
-	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and mxnet and not docker' tests/frameworks $(PYTEST_ARGS)
+	@set -e; for fw in $(FRAMEWORK_TESTS); do \
+	  echo "== tests/frameworks/test_$$fw.py"; \
+	  $(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and not docker' tests/frameworks/test_$$fw.py $(PYTEST_ARGS); \
+	done
+	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and mxnet and not docker' tests/frameworks/test_mxnet.py $(PYTEST_ARGS)
 
 # Built from the frameworks' environment: the images pin cloudpickle to the version of the
 # interpreter that builds them, which must be the one that pickles the functions.
@@ -159,5 +166,8 @@ docker-framework-images: install-frameworks
 	$(FRAMEWORKS_VENV)/bin/python -m clipper_admin.docker.images --frameworks --network $(DOCKER_BUILD_NETWORK)
 
 test-frameworks-docker: install-frameworks docker-images docker-framework-images
-	$(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and docker and not mxnet' tests/frameworks $(PYTEST_ARGS)
-	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and docker and mxnet' tests/frameworks $(PYTEST_ARGS)
+	@set -e; for fw in $(FRAMEWORK_TESTS); do \
+	  echo "== tests/frameworks/test_docker_frameworks.py -k $$fw"; \
+	  $(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and docker' tests/frameworks/test_docker_frameworks.py -k $$fw $(PYTEST_ARGS); \
+	done
+	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and docker and mxnet' tests/frameworks/test_mxnet.py $(PYTEST_ARGS)
