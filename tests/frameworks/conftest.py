@@ -8,6 +8,7 @@ marked ``frameworks`` and excluded from plain ``make test``.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 import requests
 
@@ -61,6 +63,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(conn, manager)
     finally:
         conn.stop_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pickle_test_functions_by_value() -> Iterator[None]:
+    """The functions these tests deploy travel by value, as a user's ``__main__`` functions do:
+    a container (a Docker image above all) cannot import this repository's ``tests`` package."""
+    modules = [m for name, m in list(sys.modules.items()) if name.startswith("tests.frameworks.test_")]
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    yield
+    for module in modules:
+        cloudpickle.unregister_pickle_by_value(module)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, not in the tests: the conftest registers these modules' functions to be
+# pickled by value once collection is done.
+from tests.frameworks import test_keras, test_onnx, test_pyspark, test_pytorch, test_tensorflow
 from tests.frameworks.conftest import (
     assert_answers_match,
     assert_raising_func_answers_default,
@@ -53,11 +56,10 @@ def test_pytorch_model_end_to_end_in_docker(docker_cluster: DockerCluster) -> No
     import torch
 
     from clipper_admin.deployers import pytorch as pytorch_deployer
-    from tests.frameworks.test_pytorch import predict_with_net, two_layer_net
 
-    net = two_layer_net()
+    net = test_pytorch.two_layer_net()
     app = unique("dtorch")
-    pytorch_deployer.create_endpoint(docker_cluster.conn, app, "floats", predict_with_net, net)
+    pytorch_deployer.create_endpoint(docker_cluster.conn, app, "floats", test_pytorch.predict_with_net, net)
 
     def expected(x: list[float]) -> float:
         with torch.no_grad():
@@ -76,13 +78,12 @@ def test_onnx_image_answers(docker_cluster: DockerCluster) -> None:
     import torch
 
     from clipper_admin.deployers import onnx as onnx_deployer
-    from tests.frameworks.test_onnx import predict_with_session
 
     torch.manual_seed(1)
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
     app = unique("donnx")
     onnx_deployer.create_pytorch_endpoint(
-        docker_cluster.conn, app, "floats", torch.zeros(2, 3), predict_with_session, net
+        docker_cluster.conn, app, "floats", torch.zeros(2, 3), test_onnx.predict_with_session, net
     )
 
     def expected(x: list[float]) -> float:
@@ -95,26 +96,24 @@ def test_onnx_image_answers(docker_cluster: DockerCluster) -> None:
 
 def test_tensorflow_image_answers(docker_cluster: DockerCluster) -> None:
     from clipper_admin.deployers import tensorflow as tf_deployer
-    from tests.frameworks.test_tensorflow import affine_module, expected_of, predict_with_loaded
 
-    module = affine_module()
+    module = test_tensorflow.affine_module()
     app = unique("dtf")
-    tf_deployer.create_endpoint(docker_cluster.conn, app, "doubles", predict_with_loaded, module)
-    assert_answers_match(
-        docker_cluster.conn, app, [1.0, 2.0, 3.0], [[1.0, 0.0, 1.0], [0.0, -2.0, 3.0]], expected_of(module)
-    )
+    tf = test_tensorflow
+    tf_deployer.create_endpoint(docker_cluster.conn, app, "doubles", tf.predict_with_loaded, module)
+    batch = [[1.0, 0.0, 1.0], [0.0, -2.0, 3.0]]
+    assert_answers_match(docker_cluster.conn, app, [1.0, 2.0, 3.0], batch, tf.expected_of(module))
 
 
 def test_keras_image_answers(docker_cluster: DockerCluster) -> None:
     from clipper_admin.deployers import keras as keras_deployer
-    from tests.frameworks.test_keras import dense_model, expected_of, predict_with_keras
 
-    model = dense_model()
+    model = test_keras.dense_model()
     app = unique("dkeras")
-    keras_deployer.create_endpoint(docker_cluster.conn, app, "floats", predict_with_keras, model)
+    keras_deployer.create_endpoint(docker_cluster.conn, app, "floats", test_keras.predict_with_keras, model)
     assert_answers_match(
         docker_cluster.conn, app, [0.5, 0.5, 1.0, -1.0], [[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 1.0]],
-        expected_of(model),
+        test_keras.expected_of(model),
     )
 
 
@@ -124,20 +123,20 @@ def test_pyspark_image_answers(docker_cluster: DockerCluster, tmp_path: Path) ->
 
     from clipper_admin.deployers import pyspark as pyspark_deployer
     from containers.python.pyspark_container import local_spark_session
-    from tests.frameworks.test_pyspark import ROWS, SLO_MICROS, ml_probability
 
     spark = local_spark_session()
     try:
-        frame = spark.createDataFrame([(Vectors.dense(x), y) for x, y in ROWS], ["features", "label"])
+        rows = [(Vectors.dense(x), y) for x, y in test_pyspark.ROWS]
+        frame = spark.createDataFrame(rows, ["features", "label"])
         model = LogisticRegression(maxIter=20, regParam=0.01).fit(frame)
         app = unique("dspark")
         pyspark_deployer.create_endpoint(
-            docker_cluster.conn, app, "doubles", ml_probability, model, spark.sparkContext,
-            slo_micros=SLO_MICROS,
+            docker_cluster.conn, app, "doubles", test_pyspark.ml_probability, model, spark.sparkContext,
+            slo_micros=test_pyspark.SLO_MICROS,
         )
 
         def expected(x: list[float]) -> float:
-            return float(ml_probability(spark, model, [x])[0])
+            return float(test_pyspark.ml_probability(spark, model, [x])[0])
 
         assert_answers_match(docker_cluster.conn, app, [2.0, 0.5], [[0.0, 1.0], [4.0, 0.0]], expected)
     finally:
