@@ -3,10 +3,10 @@ builder read: every row's Dockerfile, runtime module, extra and deployer exist."
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import sys
+import tomllib
 
 import pytest
 
@@ -28,11 +28,8 @@ FRAMEWORKS = ["pytorch", "tensorflow", "keras", "pyspark", "mxnet", "onnx"]
 
 
 def _setup_extras() -> set[str]:
-    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXTRAS":
-            return {key.value for key in node.value.keys}  # type: ignore[attr-defined]
-    raise AssertionError("setup.py has no EXTRAS")
+    with open(REPO_ROOT / "pyproject.toml", "rb") as file:
+        return set(tomllib.load(file)["project"]["optional-dependencies"])
 
 
 def test_every_row_points_at_things_that_exist() -> None:
