@@ -4,7 +4,8 @@ PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
 .PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean \
-	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s
+	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s \
+	install-frameworks test-frameworks docker-framework-images test-frameworks-docker
 
 install: install-system install-python
 
@@ -129,3 +130,44 @@ k8s-cluster-down:
 
 test-k8s: install install-k8s docker-images
 	$(PYTHON) -m pytest -m k8s tests/k8s $(PYTEST_ARGS)
+
+# Framework deployers (issue 14): real PyTorch, TensorFlow, Keras, PySpark, ONNX and MXNet models
+# served through LocalContainerManager. The frameworks go into virtual environments of their own,
+# never the interpreter that runs make test: one for all of them but MXNet, whose last release
+# needs numpy < 1.24, and one for MXNet. PySpark needs a Java runtime (Debian's OpenJDK 17).
+FRAMEWORKS_VENV ?= .venv-frameworks
+MXNET_VENV ?= .venv-mxnet
+FRAMEWORK_EXTRAS ?= test,pytorch,tensorflow,keras,pyspark,onnx
+
+install-frameworks: install-system
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing a Java runtime (Debian package openjdk-17-jre-headless) for PySpark"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y openjdk-17-jre-headless || { $$SUDO apt-get update && $$SUDO apt-get install -y openjdk-17-jre-headless; }; }
+	[ -x $(FRAMEWORKS_VENV)/bin/python ] || $(PYTHON) -m venv $(FRAMEWORKS_VENV)
+	$(FRAMEWORKS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[$(FRAMEWORK_EXTRAS)]'
+	[ -x $(MXNET_VENV)/bin/python ] || $(PYTHON) -m venv $(MXNET_VENV)
+	$(MXNET_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,mxnet]'
+
+# One pytest process per framework: TensorFlow and torch in one process abort (each bundles its
+# own native libraries), as two frameworks would in one model container.
+FRAMEWORK_TESTS ?= pytorch onnx tensorflow keras pyspark
+
+test-frameworks: install-frameworks
+	@set -e; for fw in $(FRAMEWORK_TESTS); do \
+	  echo "== tests/frameworks/test_$$fw.py"; \
+	  $(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and not docker' tests/frameworks/test_$$fw.py $(PYTEST_ARGS); \
+	done
+	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and mxnet and not docker' tests/frameworks/test_mxnet.py $(PYTEST_ARGS)
+
+# Built from the frameworks' environment: the images pin cloudpickle to the version of the
+# interpreter that builds them, which must be the one that pickles the functions.
+docker-framework-images: install-frameworks
+	$(FRAMEWORKS_VENV)/bin/python -m clipper_admin.docker.images --frameworks --network $(DOCKER_BUILD_NETWORK)
+
+test-frameworks-docker: install-frameworks docker-images docker-framework-images
+	@set -e; for fw in $(FRAMEWORK_TESTS); do \
+	  echo "== tests/frameworks/test_docker_frameworks.py -k $$fw"; \
+	  $(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and docker' tests/frameworks/test_docker_frameworks.py -k $$fw $(PYTEST_ARGS); \
+	done
+	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and docker and mxnet' tests/frameworks/test_mxnet.py $(PYTEST_ARGS)

@@ -4,8 +4,10 @@ An engine without a registry (or a fresh machine before ``make docker-images``) 
 Clipper images; :func:`ensure_image` then builds the missing one from the repository's
 ``dockerfiles/``, found through ``CLIPPER_SOURCE_DIR`` or next to the installed package.
 
-``python -m clipper_admin.docker.images [--network host] [image ...]`` builds them all (or the
-named ones); ``make docker-images`` runs it.
+``python -m clipper_admin.docker.images [--network host] [image ...]`` builds the core images (or
+the named ones; ``--frameworks``: the framework images); ``make docker-images`` and
+``make docker-framework-images`` run it. Which Dockerfile builds which image is the image
+catalogue's (``clipper_admin.image_catalogue``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import docker.errors
 
 from clipper_admin.docker.docker_api_utils import connect_to_engine
 from clipper_admin.exceptions import ClipperException
+from clipper_admin.image_catalogue import CATALOGUE, dockerfile_images
+from clipper_admin.image_catalogue import image_stem as _image_stem
 
 __all__ = [
     "CLIPPER_IMAGE_DOCKERFILES",
@@ -54,17 +58,12 @@ BUILD_LOG_TAIL_LINES: Final = 25
 # Passed through to builds when set in the caller's environment (never written anywhere).
 PIP_BUILD_ARGS: Final = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 
-# Image name (without registry and tag) -> Dockerfile under dockerfiles/.
-CLIPPER_IMAGE_DOCKERFILES: Final[Mapping[str, str]] = {
-    "redis": "RedisDockerfile",
-    "query_frontend": "QueryFrontendDockerfile",
-    "management_frontend": "ManagementFrontendDockerfile",
-    "python311-closure-container": "Python311ClosureContainerDockerfile",
-    "noop-container": "NoopContainerDockerfile",
-    "r-container": "RContainerDockerfile",
-}
+# Image name (without registry and tag) -> Dockerfile under dockerfiles/, from the catalogue.
+CLIPPER_IMAGE_DOCKERFILES: Final[Mapping[str, str]] = dockerfile_images()
 # Built only when named (or missing when a model needs it): R is not part of every cluster.
-ON_REQUEST_IMAGES: Final = frozenset({"r-container"})
+ON_REQUEST_IMAGES: Final = frozenset(
+    entry.docker_stem for entry in CATALOGUE if entry.on_request
+)
 
 
 def clipper_version() -> str:
@@ -85,12 +84,6 @@ def clipper_registry() -> str:
 def clipper_image(name: str) -> str:
     """``<registry>/<name>:<version>``, e.g. ``clipper/query_frontend:0.1.0``."""
     return f"{clipper_registry()}/{name}:{clipper_version()}"
-
-
-def _image_stem(image: str) -> str:
-    """``reg/x/noop-container:1`` -> ``noop-container`` (the part a Dockerfile is keyed by)."""
-    last = image.rsplit("/", 1)[-1]
-    return last.split("@", 1)[0].split(":", 1)[0]
 
 
 def find_source_dir() -> Path:
@@ -272,7 +265,12 @@ def _default_images() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build Clipper's Docker images from dockerfiles/.")
     parser.add_argument(
-        "images", nargs="*", help=f"images to build (default: all of {_default_images()})"
+        "images", nargs="*",
+        help=f"images to build (default: the core images {list(dockerfile_images(frameworks=False))})",
+    )
+    parser.add_argument(
+        "--frameworks", action="store_true",
+        help=f"build the framework images {list(dockerfile_images(core=False))} instead",
     )
     parser.add_argument("--network", default=None, help="network for RUN steps, e.g. host")
     parser.add_argument("--print-version", action="store_true", help="print the image tag and exit")
@@ -281,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(clipper_version() + "\n")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    default = dockerfile_images(core=False) if args.frameworks else dockerfile_images(frameworks=False)
     try:
-        tags = build_all(connect_to_engine(), args.images or _default_images(), args.network)
+        tags = build_all(connect_to_engine(), args.images or list(default), args.network)
     except ClipperException as e:
         logger.error("%s", e)
         return 1
