@@ -13,14 +13,28 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Final
+import time
+from typing import Any, Final
 
-__all__ = ["LOG_DATE_FORMAT", "LOG_FORMAT", "install_default_logging"]
+__all__ = [
+    "LOG_DATE_FORMAT",
+    "LOG_FORMAT",
+    "PROGRESS_EXTRA",
+    "WAIT_REPORT_INTERVAL_S",
+    "WaitProgress",
+    "install_default_logging",
+]
 
 # The original's log format (programs may also pass these to logging.basicConfig).
 LOG_FORMAT: Final = "%(asctime)s %(levelname)-8s [%(filename)s:%(lineno)d] %(message)s"
 LOG_DATE_FORMAT: Final = "%y-%m-%d:%H:%M:%S"
 PACKAGE_LOGGER: Final = "clipper_admin"
+# A waiting line is repeated this often while the wait lasts (INFO; a notebook shows each).
+WAIT_REPORT_INTERVAL_S: Final = 5.0
+# Key of a LogRecord attribute (``extra=``) carrying structured progress for a terminal display
+# (the ``clipper`` command draws it; log handlers ignore it): a dict with ``kind`` ("wait",
+# "ready" or "build-step") and the numbers of that kind.
+PROGRESS_EXTRA: Final = "clipper_progress"
 
 
 def _application_configured_logging() -> bool:
@@ -70,3 +84,55 @@ def install_default_logging() -> None:
     handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
     package.addHandler(handler)
     package.manager._clear_cache()
+
+
+class WaitProgress:
+    """INFO lines while waiting for a component: which one, for how long so far, the timeout.
+
+    ``what`` names the component ("the query frontend"), ``until`` the condition awaited ("to
+    answer http://...").
+    Creating it says what is awaited; ``tick()``, called from the polling loop, repeats that
+    every ``interval_s`` with the time waited so far; ``done()`` says how long it took.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+        what: str,
+        timeout_s: float,
+        until: str = "",
+        interval_s: float | None = None,
+    ) -> None:
+        self._log = log
+        self.what = what
+        self._awaited = f"{what} {until}" if until else what
+        self.timeout_s = timeout_s
+        self._interval_s = WAIT_REPORT_INTERVAL_S if interval_s is None else interval_s
+        self._started = time.monotonic()
+        self._next_report = self._started + self._interval_s
+        self._log.info("Waiting for %s (timeout %.0f s)", self._awaited, self.timeout_s,
+                       extra=self._extra("wait"))
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def _extra(self, kind: str) -> dict[str, Any]:
+        return {PROGRESS_EXTRA: {"kind": kind, "what": self.what, "elapsed_s": self.elapsed_s,
+                                 "timeout_s": self.timeout_s}}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now < self._next_report:
+            return
+        self._next_report = now + self._interval_s
+        self._log.info("Still waiting for %s: %.0f s of %.0f s", self._awaited, self.elapsed_s,
+                       self.timeout_s, extra=self._extra("wait"))
+
+    def done(self) -> None:
+        self._log.info("%s is ready after %.1f s", _capitalised(self.what), self.elapsed_s,
+                       extra=self._extra("ready"))
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]

@@ -16,6 +16,7 @@ import requests.exceptions
 import urllib3.exceptions
 from docker.models.containers import Container
 
+from clipper_admin._logging import WaitProgress
 from clipper_admin.exceptions import ClipperException
 
 __all__ = [
@@ -156,9 +157,12 @@ def wait_for_containers(containers: Sequence[Container], timeout_s: float = CONT
     """
     deadline = time.monotonic() + timeout_s
     pending = list(containers)
+    progress = {c.id: WaitProgress(logger, f"container {c.name}", timeout_s, "to be healthy")
+                for c in containers}
     while pending:
         still_pending = []
         for container in pending:
+            progress[container.id].tick()
             try:
                 container.reload()
             except docker.errors.NotFound as e:
@@ -172,6 +176,7 @@ def wait_for_containers(containers: Sequence[Container], timeout_s: float = CONT
                     f"exit code {state.get('ExitCode')}). Last log lines:\n{_log_tail(container)}"
                 )
             if status == "running" and health in (None, "healthy"):
+                progress[container.id].done()
                 continue
             still_pending.append(container)
         pending = still_pending

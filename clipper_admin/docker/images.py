@@ -17,6 +17,7 @@ import collections
 import importlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -28,6 +29,7 @@ from typing import Any, Final
 import docker
 import docker.errors
 
+from clipper_admin._logging import PROGRESS_EXTRA
 from clipper_admin.docker.docker_api_utils import connect_to_engine
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.image_catalogue import CATALOGUE, dockerfile_images
@@ -55,6 +57,8 @@ SOURCE_DIR_ENV: Final = "CLIPPER_SOURCE_DIR"
 REGISTRY_ENV: Final = "CLIPPER_REGISTRY"
 DEFAULT_REGISTRY: Final = "clipper"
 BUILD_LOG_TAIL_LINES: Final = 25
+# The classic builder's step header, e.g. "Step 3/7 : RUN pip install ...".
+_BUILD_STEP: Final = re.compile(r"Step (\d+)/(\d+) : (.*)")
 # Passed through to builds when set in the caller's environment (never written anywhere).
 PIP_BUILD_ARGS: Final = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 
@@ -152,9 +156,19 @@ def stream_build(
             for line in str(chunk.get("stream", "")).splitlines():
                 if line.strip():
                     tail.append(line.rstrip())
-                    logger.info("%s", line.rstrip())
+                    logger.info("%s", line.rstrip(), extra=_build_step_extra(tag, line))
     except docker.errors.APIError as e:
         raise ClipperException(f"Building image {tag} failed: {e}") from e
+
+
+def _build_step_extra(tag: str, line: str) -> dict[str, Any]:
+    """Structured progress for a terminal display when ``line`` starts a build step
+    (``Step 3/7 : RUN ...``); the log line itself is the same either way."""
+    step = _BUILD_STEP.match(line.strip())
+    if step is None:
+        return {PROGRESS_EXTRA: {"kind": "build-output", "image": tag}}
+    return {PROGRESS_EXTRA: {"kind": "build-step", "image": tag, "step": int(step[1]),
+                             "steps": int(step[2]), "instruction": step[3]}}
 
 
 def build_clipper_image(

@@ -17,6 +17,7 @@ import urllib3.exceptions
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from clipper_admin._logging import WaitProgress
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.kubernetes.manifests import Manifest
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 POLL_INTERVAL_S: Final = 1.0
 LOG_POD_PROBLEMS: Final = 5
+# Log lines of each pod quoted when a Deployment does not become available.
+POD_LOG_TAIL_LINES: Final = 20
 
 
 def reason(e: ApiException) -> str:
@@ -102,15 +105,22 @@ class KubernetesApiMixin:
     def _wait_for_deployment(self, name: str, replicas: int, error: str) -> None:
         """Poll until ``replicas`` pods of Deployment ``name`` are available (and no more exist)."""
         deadline = time.monotonic() + self.deployment_timeout_s
+        progress = WaitProgress(
+            logger, f"Deployment {name}", self.deployment_timeout_s, f"to have {replicas} available pods"
+        )
         while True:
+            progress.tick()
             with api_errors(f"Could not read Deployment {name}"):
                 status = self._apps.read_namespaced_deployment_status(name, self._ns).status
             available = status.available_replicas or 0
             current = status.replicas or 0
             if available == replicas and current == replicas:
+                progress.done()
                 return
             if time.monotonic() > deadline:
-                raise ClipperException(f"{error} ({self._pod_problems(name)})")
+                raise ClipperException(
+                    f"{error} ({self._pod_problems(name)}){self._pod_log_tails(name)}"
+                )
             time.sleep(POLL_INTERVAL_S)
 
     def _pod_problems(self, deployment: str) -> str:
@@ -136,6 +146,28 @@ class KubernetesApiMixin:
                     reasons.append(condition.message)
             problems.append(f"{pod.metadata.name}: {'; '.join(reasons)}")
         return "pods: " + (" | ".join(problems) if problems else "none created")
+
+    def _pod_log_tails(self, deployment: str) -> str:
+        """The last log lines of the Deployment's first pods that have a log, for the timeout
+        message ("" when none has one yet)."""
+        try:
+            selector = self._apps.read_namespaced_deployment(deployment, self._ns).spec.selector.match_labels
+            pods = self._core.list_namespaced_pod(
+                self._ns, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
+            ).items
+        except (ApiException, urllib3.exceptions.HTTPError):
+            return ""
+        tails = []
+        for pod in pods[:LOG_POD_PROBLEMS]:
+            try:
+                text = self._core.read_namespaced_pod_log(
+                    pod.metadata.name, self._ns, tail_lines=POD_LOG_TAIL_LINES
+                )
+            except (ApiException, urllib3.exceptions.HTTPError):
+                continue
+            if text and text.strip():
+                tails.append(f"\nLast log lines of pod {pod.metadata.name}:\n{text.rstrip()}")
+        return "".join(tails)
 
     def _wait_until_no_pods(self, selector: str) -> None:
         """Poll until no pod matches ``selector`` (their containers have stopped)."""

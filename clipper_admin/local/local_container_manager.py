@@ -14,6 +14,7 @@ from typing import Any, Final
 import redis
 import requests
 
+from clipper_admin._logging import WaitProgress
 from clipper_admin._validation import validate_versioned_model_name
 from clipper_admin.container_manager import (
     ADMIN_TOKEN_ENV,
@@ -288,7 +289,11 @@ class LocalContainerManager(ContainerManager):
 
     def _wait_for_redis(self, handle: ProcessHandle, port: int, password: str | None) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
+        progress = WaitProgress(
+            self.logger, "Redis", self.startup_timeout_s, f"to listen on {self.host}:{port}"
+        )
         while _redis_pid(self.host, port, password) != handle.pid:
+            progress.tick()
             self._check_still_running("Redis server", handle)
             if time.monotonic() > deadline:
                 raise ClipperException(
@@ -296,6 +301,7 @@ class LocalContainerManager(ContainerManager):
                     f"Last lines of {handle.log_path}:\n{log_tail(handle.log_path)}"
                 )
             time.sleep(_POLL_INTERVAL_S)
+        progress.done()
 
     def _python_launch(
         self, args: list[str], env: Mapping[str, str] | None = None, python: str | None = None
@@ -343,8 +349,15 @@ class LocalContainerManager(ContainerManager):
         pending = dict(checks)
         strangers: dict[str, int] = {}
         deadline = time.monotonic() + self.startup_timeout_s
+        progress = {
+            role: WaitProgress(
+                self.logger, f"the {role.replace('_', ' ')}", self.startup_timeout_s, f"to answer {url}"
+            )
+            for role, (_, url) in checks.items()
+        }
         while pending:
             for role, (handle, url) in list(pending.items()):
+                progress[role].tick()
                 if not handle.is_alive() and role in strangers:
                     raise _PortTaken(
                         f"The {role.replace('_', ' ')} could not serve {url}: another process "
@@ -355,6 +368,7 @@ class LocalContainerManager(ContainerManager):
                 answered_by = _health_pid(url)
                 if answered_by == handle.pid:
                     del pending[role]
+                    progress[role].done()
                 elif answered_by is not None:
                     strangers[role] = answered_by
             if pending and time.monotonic() > deadline:
@@ -564,11 +578,20 @@ class LocalContainerManager(ContainerManager):
         """Wait for each new replica's readiness file; on failure stop them and raise."""
         deadline = time.monotonic() + self.startup_timeout_s
         pending = list(replicas)
+        progress = {
+            r.replica_name: WaitProgress(
+                self.logger, f"model replica {r.replica_name}", self.startup_timeout_s,
+                f"to load its model (log {r.process.log_path})",
+            )
+            for r in replicas
+        }
         try:
             while pending:
                 for replica in list(pending):
+                    progress[replica.replica_name].tick()
                     if (self.paths.run_dir / f"{replica.replica_name}.ready").exists():
                         pending.remove(replica)
+                        progress[replica.replica_name].done()
                     else:
                         self._check_still_running(f"model replica {replica.replica_name}", replica.process)
                 if pending and time.monotonic() > deadline:
