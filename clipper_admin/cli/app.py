@@ -93,7 +93,8 @@ def _command(ctx: typer.Context, as_json: bool, long_running: bool = False) -> I
     out = Output(as_json or state.as_json)
     level = state.level if long_running or state.level < logging.INFO else max(state.level, logging.WARNING)
     try:
-        with ProgressDisplay(out.stderr, level):
+        with ProgressDisplay(out.stderr, level) as display:
+            out.before_output = display.finish
             yield out
     except (ClipperException, CliError, requests.RequestException, OSError) as exc:
         out.error(exc)

@@ -63,8 +63,15 @@ class ProgressDisplay(logging.Handler):
         logging.getLogger().removeHandler(self)
         for logger, level in self._saved:
             logger.setLevel(level)
+        self.finish()
+
+    def finish(self) -> None:
+        """Take the live line off the terminal (before a result is printed); idempotent. Later
+        records are printed as lines."""
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+            self._task = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

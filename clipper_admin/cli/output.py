@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from rich.console import Console
@@ -53,8 +53,11 @@ class Output:
         self.as_json = as_json
         self.stdout = stdout or Console(highlight=False, soft_wrap=False)
         self.stderr = stderr or Console(stderr=True, highlight=False)
+        # Called before anything is written to stdout (the progress display leaves the terminal).
+        self.before_output: Callable[[], None] = lambda: None
 
     def json(self, value: Any) -> None:
+        self.before_output()
         self.stdout.file.write(json.dumps(value, indent=2, default=str) + "\n")
         self.stdout.file.flush()
 
@@ -63,9 +66,11 @@ class Output:
         if self.as_json:
             self.json(value)
         else:
+            self.before_output()
             self.stdout.print(message)
 
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.before_output()
         if title:
             self.stdout.print(Text(title, style="bold"))
         table = Table(show_lines=False)
@@ -76,6 +81,7 @@ class Output:
         self.stdout.print(table)
 
     def error(self, exc: BaseException) -> None:
+        self.before_output()
         line, details = error_text(exc)
         self.stderr.print(Text(f"error: {line}", style="bold red"), soft_wrap=True)
         for detail in details.splitlines():

@@ -292,14 +292,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_version:
         sys.stdout.write(clipper_version() + "\n")
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # A progress line with the current build step on a terminal, the build's log lines elsewhere.
+    from rich.console import Console
+
+    from clipper_admin.cli.display import ProgressDisplay
+
     default = dockerfile_images(core=False) if args.frameworks else dockerfile_images(frameworks=False)
+    stderr = Console(stderr=True, highlight=False)
     try:
-        tags = build_all(connect_to_engine(), args.images or list(default), args.network)
+        with ProgressDisplay(stderr):
+            tags = build_all(connect_to_engine(), args.images or list(default), args.network)
+            logger.info("Built: %s", " ".join(tags))
     except ClipperException as e:
-        logger.error("%s", e)
+        stderr.print(f"error: {e}", markup=False, highlight=False)
         return 1
-    logger.info("Built: %s", " ".join(tags))
     return 0
 
 
