@@ -378,7 +378,7 @@ def logs(
                 sys.stdout.write(f"[{name}] {line}\n")
                 sys.stdout.flush()
 
-            cluster_logs.follow(conn, lines, emit, process)
+            cluster_logs.follow(conn, _options(ctx).manager, lines, emit, process)
             return
         found = cluster_logs.tails(conn, lines, process)
         if out.as_json:

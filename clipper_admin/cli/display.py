@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -28,10 +29,16 @@ _PLAIN_FORMAT: Final = "%(asctime)s %(levelname)s %(message)s"
 
 
 class ProgressDisplay(logging.Handler):
-    """A logging handler on the root logger for the lifetime of one command (a context manager)."""
+    """A logging handler on the root logger for the lifetime of one command (a context manager).
 
-    def __init__(self, console: Console, level: int = logging.INFO) -> None:
+    Records of ``loggers`` (the package's) pass from ``level``; other libraries' from WARNING.
+    """
+
+    def __init__(
+        self, console: Console, level: int = logging.INFO, loggers: Sequence[str] = (PACKAGE_LOGGER,)
+    ) -> None:
         super().__init__(logging.DEBUG)
+        self._loggers = tuple(loggers)
         self._console = console
         self._level = level
         self._progress: Progress | None = None
@@ -41,9 +48,11 @@ class ProgressDisplay(logging.Handler):
         self._activity = ""
 
     def __enter__(self) -> ProgressDisplay:
-        package, root = logging.getLogger(PACKAGE_LOGGER), logging.getLogger()
-        self._saved = [(package, package.level), (root, root.level)]
-        package.setLevel(self._level)
+        ours = [logging.getLogger(name) for name in self._loggers]
+        root = logging.getLogger()
+        self._saved = [(logger, logger.level) for logger in [*ours, root]]
+        for logger in ours:
+            logger.setLevel(self._level)
         if root.level == logging.NOTSET or root.level > logging.WARNING:
             root.setLevel(logging.WARNING)
         root.addHandler(self)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import queue
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from clipper_admin.cli.managers import ManagerKind
 from clipper_admin.clipper_admin import ClipperConnection
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.local import LocalContainerManager
@@ -24,22 +24,20 @@ def _matches(name: str, only: str | None) -> bool:
 
 
 def tails(conn: ClipperConnection, lines: int, only: str | None = None) -> dict[str, list[str]]:
-    """``{process: its last lines}`` for every process whose name contains ``only``."""
+    """``{process: its last lines}`` for every process (container, pod) whose name contains
+    ``only``: a local cluster's own log files, else the copies ``get_clipper_logs`` writes."""
     manager = conn.cm
     if isinstance(manager, LocalContainerManager):
         return {path.stem: _last_lines(path.read_bytes(), lines)
                 for path in _local_logs(manager) if _matches(path.stem, only)}
-    if hasattr(manager, "_cluster_containers"):  # DockerContainerManager
-        return {c.name: _last_lines(c.logs(tail=lines), lines)
-                for c in manager._cluster_containers(include_stopped=True) if _matches(c.name, only)}
     with tempfile.TemporaryDirectory(prefix="clipper-logs-") as directory:
-        copies = [Path(p) for p in conn.get_clipper_logs(directory)]
+        copies = sorted(Path(p) for p in conn.get_clipper_logs(directory))
         return {p.stem: _last_lines(p.read_bytes(), lines) for p in copies if _matches(p.stem, only)}
 
 
 def follow(
-    conn: ClipperConnection, lines: int, emit: Callable[[str, str], None], only: str | None = None,
-    stop: threading.Event | None = None,
+    conn: ClipperConnection, kind: ManagerKind, lines: int, emit: Callable[[str, str], None],
+    only: str | None = None, stop: threading.Event | None = None,
 ) -> None:
     """Emit ``(process, line)`` for the last ``lines`` lines, then for each new line, until
     ``stop`` is set (or Ctrl-C)."""
@@ -47,7 +45,7 @@ def follow(
     manager = conn.cm
     if isinstance(manager, LocalContainerManager):
         _follow_local(manager, lines, emit, only, stop)
-    elif hasattr(manager, "_cluster_containers"):
+    elif kind is ManagerKind.DOCKER:
         _follow_docker(manager, lines, emit, only, stop)
     else:
         raise ClipperException(
@@ -103,6 +101,9 @@ def _follow_local(
 def _follow_docker(
     manager: Any, lines: int, emit: Callable[[str, str], None], only: str | None, stop: threading.Event
 ) -> None:
+    from clipper_admin.container_manager import CLIPPER_DOCKER_LABEL
+    from clipper_admin.docker.docker_api_utils import list_containers
+
     received: queue.Queue[tuple[str, str]] = queue.Queue()
 
     def pump(container: Any) -> None:
@@ -111,13 +112,12 @@ def _follow_docker(
             for line in raw.decode("utf-8", "replace").splitlines():
                 received.put((container.name, line))
 
-    for container in manager._cluster_containers():
+    label = f"{CLIPPER_DOCKER_LABEL}={manager.cluster_name}"
+    for container in list_containers(manager.docker_client, {"label": label}):
         if _matches(container.name, only):
             threading.Thread(target=pump, args=(container,), daemon=True).start()
     while not stop.is_set():
         try:
-            name, line = received.get(timeout=_FOLLOW_POLL_S)
+            emit(*received.get(timeout=_FOLLOW_POLL_S))
         except queue.Empty:
             continue
-        emit(name, line)
-        time.sleep(0)

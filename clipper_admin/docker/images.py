@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     default = dockerfile_images(core=False) if args.frameworks else dockerfile_images(frameworks=False)
     stderr = Console(stderr=True, highlight=False)
     try:
-        with ProgressDisplay(stderr):
+        # Run as a script, this module's records come from the "__main__" logger.
+        with ProgressDisplay(stderr, loggers=("clipper_admin", __name__)):
             tags = build_all(connect_to_engine(), args.images or list(default), args.network)
             logger.info("Built: %s", " ".join(tags))
     except ClipperException as e:
