@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO_ROOT, free_port
+from tests.helpers import REPO_ROOT, free_port, tiny_wheel
 
 SUM_MODEL = REPO_ROOT / "examples" / "cli" / "sum_model.py"
 COMMAND_TIMEOUT_S = 120
@@ -166,6 +166,19 @@ def test_new_version_then_roll_back(cli: Cli) -> None:
     status = cli.json("status")
     assert next(m for m in status["models"] if m["name"] == "sum")["current_version"] == "1"
     assert _version(status, "sum", "2")["is_current"] is False
+
+
+def test_deploy_with_pkgs_installs_them_for_the_model(cli: Cli, tmp_path: Path) -> None:
+    wheel = tiny_wheel(tmp_path, "cli_tiny_pkg", "from the wheel")
+    model_file = tmp_path / "uses_pkg.py"
+    # Imported inside the function: the package is the model's, not this interpreter's.
+    model_file.write_text(
+        "def predict(inputs):\n    import cli_tiny_pkg\n    return [cli_tiny_pkg.VALUE for _ in inputs]\n",
+        encoding="utf-8",
+    )
+    cli.run("deploy", f"{model_file}:predict", "--name", "pkg-model", "--input-type", "strings",
+            "--app", "pkg-app", "--pkgs", str(wheel))
+    assert cli.json("predict", "pkg-app", "--input", '"x"')["output"] == "from the wheel"
 
 
 def test_link_and_unlink(cli: Cli) -> None:
