@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -132,7 +133,7 @@ def start(
     with _command(ctx, as_json, long_running=True) as out:
         options = _options(ctx)
         if admin_token is not None:
-            options = ClusterOptions(**{**_fields(options), "admin_token": admin_token})
+            options = dataclasses.replace(options, admin_token=admin_token)
         ports = StartPorts(query_port, management_port, rpc_port, redis_port)
         conn = ClipperConnection(make_manager(options, ports))
         conn.start_clipper(cache_size=cache_size)
@@ -142,10 +143,6 @@ def start(
         else:
             out.table(f"Cluster {options.cluster_name} ({options.manager.value}) is running",
                       ["endpoint", "address"], list(addresses.items()))
-
-
-def _fields(options: ClusterOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in ClusterOptions.__slots__}  # type: ignore[attr-defined]
 
 
 @app.command()
@@ -199,7 +196,10 @@ def apps(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applications."""
     with _command(ctx, as_json) as out:
         found = apps_of(connect(_options(ctx)))
-        out.json(found) if out.as_json else _print_apps(out, found)
+        if out.as_json:
+            out.json(found)
+        else:
+            _print_apps(out, found)
 
 
 @app.command()
@@ -207,7 +207,10 @@ def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the models with their versions and replicas."""
     with _command(ctx, as_json) as out:
         found = models_of(connect(_options(ctx)))
-        out.json(found) if out.as_json else _print_models(out, found)
+        if out.as_json:
+            out.json(found)
+        else:
+            _print_models(out, found)
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -296,7 +299,10 @@ def predict(
         reply = requests.post(url, json={key: value}, timeout=timeout_s)
         if reply.status_code != requests.codes.ok:
             raise CliError(f"{server_message(reply.text)} (HTTP {reply.status_code})")
-        answer = reply.json()
+        try:
+            answer = reply.json()
+        except ValueError as exc:
+            raise CliError(f"{url} did not answer JSON: {reply.text[:200]!r}") from exc
         if out.as_json:
             out.json(answer)
             return

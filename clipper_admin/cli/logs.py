@@ -93,8 +93,8 @@ def _follow_local(
             *complete, rest = chunk.split(b"\n")
             if rest:
                 partial[path] = rest
-            for line in complete:
-                emit(path.stem, line.decode("utf-8", "replace"))
+            for raw in complete:
+                emit(path.stem, raw.decode("utf-8", "replace"))
         stop.wait(_FOLLOW_POLL_S)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clipper_admin.clipper_admin import ClipperConnection
@@ -43,7 +43,6 @@ class ClusterOptions:
     namespace: str = "default"
     kube_config: str | None = None
     admin_token: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_manager(options: ClusterOptions, ports: StartPorts | None = None) -> ContainerManager:
@@ -53,7 +52,7 @@ def make_manager(options: ClusterOptions, ports: StartPorts | None = None) -> Co
         return LocalContainerManager(
             cluster_name=options.cluster_name, clipper_home=options.clipper_home,
             query_port=ports.query, management_port=ports.management, rpc_port=ports.rpc,
-            redis_port=ports.redis, admin_token=options.admin_token, **options.extra,
+            redis_port=ports.redis, admin_token=options.admin_token,
         )
     if options.manager is ManagerKind.DOCKER:
         docker_manager = _lazy("DockerContainerManager")
@@ -62,14 +61,13 @@ def make_manager(options: ClusterOptions, ports: StartPorts | None = None) -> Co
             docker_network="host" if options.host_network else options.docker_network,
             clipper_query_port=ports.query, clipper_management_port=ports.management,
             clipper_rpc_port=ports.rpc, redis_port=ports.redis, admin_token=options.admin_token,
-            **options.extra,
         )
     kubernetes_manager = _lazy("KubernetesContainerManager")
     return kubernetes_manager(  # type: ignore[no-any-return]
         cluster_name=options.cluster_name, namespace=options.namespace,
         kube_config_file=options.kube_config, use_host_network=options.host_network,
         clipper_query_port=ports.query, clipper_management_port=ports.management,
-        clipper_rpc_port=ports.rpc, redis_port=ports.redis, **options.extra,
+        clipper_rpc_port=ports.rpc, redis_port=ports.redis,
     )
 
 

@@ -106,7 +106,7 @@ class KubernetesApiMixin:
         """Poll until ``replicas`` pods of Deployment ``name`` are available (and no more exist)."""
         deadline = time.monotonic() + self.deployment_timeout_s
         progress = WaitProgress(
-            logger, f"Deployment {name}", self.deployment_timeout_s, f"to have {replicas} available pods"
+            self.logger, f"Deployment {name}", self.deployment_timeout_s, f"to have {replicas} available pods"
         )
         while True:
             progress.tick()
