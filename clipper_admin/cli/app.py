@@ -21,6 +21,7 @@ from clipper_admin.cli.output import CliError, Output, server_message
 from clipper_admin.cli.status import apps_of, cluster_status, models_of
 from clipper_admin.clipper_admin import DEFAULT_PREDICTION_CACHE_SIZE_BYTES, ClipperConnection
 from clipper_admin.exceptions import ClipperException
+from clipper_admin.local import LocalContainerManager
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
@@ -150,7 +151,13 @@ def stop(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Stop the cluster: every model replica, both frontends and Redis."""
     with _command(ctx, as_json, long_running=True) as out:
         options = _options(ctx)
-        ClipperConnection(make_manager(options)).stop_all()
+        manager = make_manager(options)
+        if isinstance(manager, LocalContainerManager) and not manager.paths.record_file.exists():
+            # Nothing to stop is not a failure: a script may stop what it is unsure it started.
+            out.result({"cluster": options.cluster_name, "stopped": False},
+                       f"No local cluster {options.cluster_name} is running")
+            return
+        ClipperConnection(manager).stop_all()
         out.result({"cluster": options.cluster_name, "stopped": True},
                    f"Stopped cluster {options.cluster_name}")
 

@@ -288,6 +288,7 @@ def test_logs_tail_and_follow(cli: Cli) -> None:
 def test_stop_last(cli: Cli) -> None:
     assert cli.json("stop") == {"cluster": cli.cluster, "stopped": True}
     assert not (cli.home / "clusters" / cli.cluster / "cluster.json").exists()
+    assert cli.json("stop") == {"cluster": cli.cluster, "stopped": False}  # again: nothing to do
     after = cli.run("status", check=False)
     assert after.returncode == 1 and _error_lines(after)[0].startswith(
         f"error: No local cluster '{cli.cluster}' is running"

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from clipper_admin import ClipperConnection, LocalContainerManager
 from tests.helpers import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "examples" / "notebooks"
@@ -26,7 +27,14 @@ def _run(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> nbf
     # (sys.executable), so nothing needs to be installed as a kernelspec.
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # A notebook that failed half-way leaves no cluster behind.
+        for record in (tmp_path / "clipper_home" / "clusters").glob("*/cluster.json"):
+            manager = LocalContainerManager(cluster_name=record.parent.name,
+                                            clipper_home=str(tmp_path / "clipper_home"))
+            ClipperConnection(manager).stop_all()
     return nb
 
 
