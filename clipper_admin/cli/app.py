@@ -6,15 +6,15 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, Final
 
 import requests
 import typer
 
 from clipper_admin.cli import logs as cluster_logs
+from clipper_admin.cli.closures import load_function
 from clipper_admin.cli.display import ProgressDisplay
 from clipper_admin.cli.managers import ClusterOptions, ManagerKind, StartPorts, connect, make_manager
 from clipper_admin.cli.output import CliError, Output, server_message
@@ -128,6 +128,7 @@ def start(
         DEFAULT_PREDICTION_CACHE_SIZE_BYTES,
     admin_token: Annotated[str | None, typer.Option(
         envvar="CLIPPER_ADMIN_TOKEN", help="Require this bearer token on the management API.")] = None,
+    frontends: Annotated[int, typer.Option(min=1, help="Query frontends (num_frontend_replicas).")] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Start a cluster (Redis, management and query frontends) and print its addresses."""
@@ -137,7 +138,7 @@ def start(
             options = dataclasses.replace(options, admin_token=admin_token)
         ports = StartPorts(query_port, management_port, rpc_port, redis_port)
         conn = ClipperConnection(make_manager(options, ports))
-        conn.start_clipper(cache_size=cache_size)
+        conn.start_clipper(cache_size=cache_size, num_frontend_replicas=frontends)
         addresses = _addresses(conn)
         if out.as_json:
             out.json({"cluster": options.cluster_name, "manager": options.manager.value, **addresses})
@@ -221,26 +222,6 @@ def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 # -- models -------------------------------------------------------------------------------------
-
-
-def load_function(target: str) -> Callable[..., Any]:
-    """``PATH.py:FUNC`` -> the function, defined by running the file under a module name that
-    is not importable, so cloudpickle serialises it (and what it uses from the file) by value."""
-    path_text, sep, func_name = target.rpartition(":")
-    if not sep or not path_text or not func_name.isidentifier():
-        raise CliError(f"the model must be given as PATH.py:FUNCTION, got {target!r}")
-    path = Path(path_text)
-    if not path.is_file():
-        raise CliError(f"{path}: no such file")
-    namespace: dict[str, Any] = {"__name__": f"__clipper_deploy_{path.stem}__", "__file__": str(path)}
-    try:
-        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    except Exception as exc:
-        raise CliError(f"running {path} failed: {type(exc).__name__}: {exc}") from exc
-    func = namespace.get(func_name)
-    if not callable(func):
-        raise CliError(f"{path} defines no function {func_name!r}")
-    return func  # type: ignore[no-any-return]
 
 
 @app.command()

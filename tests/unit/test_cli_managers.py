@@ -9,7 +9,7 @@ import cloudpickle
 import pytest
 
 from clipper_admin import DockerContainerManager, LocalContainerManager
-from clipper_admin.cli.app import load_function
+from clipper_admin.cli.closures import load_function
 from clipper_admin.cli.managers import ClusterOptions, ManagerKind, StartPorts, make_manager
 from clipper_admin.cli.output import CliError
 
