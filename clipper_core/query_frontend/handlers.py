@@ -29,6 +29,7 @@ from clipper_core.query_frontend.inputs import (
     parse_feedback,
     parse_json_object,
     parse_predict_inputs,
+    parse_uid,
     parse_version,
 )
 from clipper_core.query_frontend.processor import QueryProcessor, Reply
@@ -55,15 +56,22 @@ class MetricsRenderer(Protocol):
 
 
 def reply_object(reply: Reply) -> dict[str, Any]:
-    """One prediction object; key order ``query_id, output, default[, default_explanation]``."""
+    """One prediction object; key order ``query_id, output, default[, default_explanation]``,
+    then, for an ensemble's answer only, ``confidence, members_answered, members`` (ours)."""
     if reply.is_default:
-        return {
+        result: dict[str, Any] = {
             "query_id": reply.query_id,
             "output": reply.output,
             "default": True,
             "default_explanation": reply.default_explanation,
         }
-    return {"query_id": reply.query_id, "output": reply.output, "default": False}
+    else:
+        result = {"query_id": reply.query_id, "output": reply.output, "default": False}
+    if reply.members is not None:
+        result["confidence"] = reply.confidence
+        result["members_answered"] = reply.members_answered
+        result["members"] = reply.members
+    return result
 
 
 def _predict_json_error(exc: JsonInputError) -> BadRequest:
@@ -113,6 +121,15 @@ class QueryHandlers:
             version = parse_version(doc)
         except JsonInputError as exc:
             raise _predict_json_error(exc) from None
+        policy = app.policy
+        if version is None and policy is not None and (policy.learns or policy.is_ensemble):
+            # Exp3 / Exp4: a selection (and possibly several models) per input.
+            try:
+                payloads = parse_predict_inputs(doc, app.info.input_type, self._max_inputs)
+                uid = parse_uid(doc)
+            except JsonInputError as exc:
+                raise _predict_json_error(exc) from None
+            return self._predictions(await self._processor.predict_selected(app, policy, payloads, uid))
         target = self._processor.resolve_target(app, version)
         if target is None:
             # A link or version set a moment ago may still be on its way to the registry.
@@ -122,10 +139,14 @@ class QueryHandlers:
             payloads = parse_predict_inputs(doc, app.info.input_type, self._max_inputs)
         except JsonInputError as exc:
             raise _predict_json_error(exc) from None
+        self._processor.check_policy(app)  # once, after the inputs, as the original
         hit = self._processor.answer_from_cache(app, target, payloads)
         if hit is not None:
             return web.Response(body=orjson.dumps(reply_object(hit)), content_type=_JSON)
-        replies = await self._processor.predict(app, target, payloads, cache_checked=True)
+        return self._predictions(await self._processor.predict(app, target, payloads, cache_checked=True))
+
+    @staticmethod
+    def _predictions(replies: list[Reply]) -> web.Response:
         if len(replies) == 1:  # "input", or a batch of exactly one, answers a single object
             result: dict[str, Any] = reply_object(replies[0])
         else:
@@ -143,10 +164,10 @@ class QueryHandlers:
                 text=schema_error_text(exc.message, UPDATE_SCHEMA),
                 content_type=_TEXT,
             )
-        self._processor.take_query_ids(1)  # the original consumes a query id per update
-        # As the original: no container is contacted; with the only selection policy the answer
-        # is 1 iff uid is 0 (the app's selection state always exists once it is registered).
-        return web.Response(text=f"Feedback received? {int(feedback.uid == 0)}", content_type=_TEXT)
+        # On the original's policy (and the A/B split) no container is contacted and the answer is
+        # 1 iff uid is 0, as the original; a learning policy scores its models and learns.
+        received = await self._processor.update(app, feedback)
+        return web.Response(text=f"Feedback received? {int(received)}", content_type=_TEXT)
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:
         if wants_prometheus(request.headers.get("Accept", "")):

@@ -49,6 +49,7 @@ __all__ = [
     "parse_feedback",
     "parse_json_object",
     "parse_predict_inputs",
+    "parse_uid",
     "parse_version",
     "too_many_inputs_message",
 ]
@@ -253,6 +254,17 @@ def parse_version(doc: dict[str, Any]) -> str | None:
         return None
     version: str = _require(doc, "version", str, "String")
     return version
+
+
+def parse_uid(doc: dict[str, Any]) -> int:
+    """The optional ``uid`` of a predict body (ours: read only for apps on a learning or ensemble
+    policy, whose per-user weights it selects); 0 when absent."""
+    if "uid" not in doc:
+        return 0
+    uid = _require(doc, "uid", (int, float), "Number")
+    if type(uid) is not int or not INT64_MIN <= uid <= INT64_MAX:
+        raise JsonInputError(prediction_data_message(uid, "long"))
+    return int(uid)
 
 
 def parse_feedback(doc: dict[str, Any], input_type: InputType) -> FeedbackRequest:

@@ -19,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from clipper_core.query_frontend._metrics_report import Meter, Reservoir, render_report
 from clipper_core.query_frontend._prometheus_text import MetricFamily, escape, histogram_lines, value_text
 
-__all__ = ["FAMILIES", "AppStats", "FrontendMetrics", "MetricFamily", "ModelStats"]
+__all__ = ["FAMILIES", "AppStats", "FrontendMetrics", "MetricFamily", "ModelStats", "SelectionStats"]
 
 LATENCY_BUCKETS_S: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -66,9 +66,36 @@ MODEL_INFLIGHT: Final = MetricFamily(
 RPC_MESSAGES: Final = MetricFamily(
     "clipper_rpc_messages", "counter", "RPC messages by direction and type.", ("direction", "type")
 )
+# Selection policies (issue 15), per application; models are named without version, as the
+# policies' weights are kept per model name.
+SELECTION_CHOICES: Final = MetricFamily(
+    "clipper_selection_choices", "counter",
+    "Queries for which the application's selection policy asked the model.", ("app", "model"),
+)
+SELECTION_WEIGHT: Final = MetricFamily(
+    "clipper_selection_weight", "gauge",
+    "The model's share of the application-wide policy weights (sums to 1 per app).", ("app", "model"),
+)
+SELECTION_FEEDBACK: Final = MetricFamily(
+    "clipper_selection_feedback", "counter",
+    "Feedback requests by result (applied to the weights, or ignored).", ("app", "result"),
+)
+ENSEMBLE_ASKED: Final = MetricFamily(
+    "clipper_ensemble_members_asked", "counter", "Ensemble members asked, summed over queries.", ("app",)
+)
+ENSEMBLE_ANSWERED: Final = MetricFamily(
+    "clipper_ensemble_members_answered", "counter",
+    "Ensemble members that answered by the deadline, summed over queries "
+    "(completeness = answered / asked).", ("app",),
+)
+ENSEMBLE_LOW_CONFIDENCE: Final = MetricFamily(
+    "clipper_ensemble_low_confidence_answers", "counter",
+    "Ensemble answers replaced by the default output for low confidence.", ("app",),
+)
 FAMILIES: Final = (
     APP_REQUESTS, APP_DEFAULTS, APP_LATENCY, MODEL_PREDICTIONS, MODEL_BATCH_SIZE, MODEL_LATENCY,
-    MODEL_LOOKUPS, MODEL_QUEUE, MODEL_INFLIGHT, RPC_MESSAGES,
+    MODEL_LOOKUPS, MODEL_QUEUE, MODEL_INFLIGHT, RPC_MESSAGES, SELECTION_CHOICES, SELECTION_WEIGHT,
+    SELECTION_FEEDBACK, ENSEMBLE_ASKED, ENSEMBLE_ANSWERED, ENSEMBLE_LOW_CONFIDENCE,
 )
 
 
@@ -122,11 +149,27 @@ class ModelStats:
         self.throughput = Meter()
 
 
+class SelectionStats:
+    """One application's selection-policy counters (only apps on a policy other than the default)."""
+
+    __slots__ = ("answered", "asked", "choices", "feedback", "low_confidence", "name", "weights")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.choices: dict[str, int] = {}
+        self.weights: dict[str, float] = {}
+        self.feedback = {"applied": 0, "ignored": 0}
+        self.asked = 0
+        self.answered = 0
+        self.low_confidence = 0
+
+
 class FrontendMetrics:
     """All metrics of one query frontend (each instance on its own)."""
 
     def __init__(self) -> None:
         self.apps: dict[str, AppStats] = {}
+        self.selection: dict[str, SelectionStats] = {}
         self.models: dict[str, ModelStats] = {}
         self.cache_lookups = 0
         self.cache_hits = 0
@@ -156,6 +199,36 @@ class FrontendMetrics:
 
     def remove_app(self, app: str) -> None:
         self.apps.pop(app, None)
+        self.selection.pop(app, None)
+
+    # ------------------------------------------------------------------ selection policies
+
+    def _selection(self, app: str) -> SelectionStats:
+        stats = self.selection.get(app)
+        if stats is None:
+            stats = self.selection[app] = SelectionStats(app)
+        return stats
+
+    def record_selection(self, app: str, models: tuple[str, ...]) -> None:
+        """The policy asked ``models`` (names) for one query."""
+        choices = self._selection(app).choices
+        for model in models:
+            choices[model] = choices.get(model, 0) + 1
+
+    def record_ensemble(self, app: str, answered: int, asked: int, is_low_confidence: bool) -> None:
+        stats = self._selection(app)
+        stats.asked += asked
+        stats.answered += answered
+        if is_low_confidence:
+            stats.low_confidence += 1
+
+    def record_weights(self, app: str, weights: dict[str, float]) -> None:
+        """The application-wide weights (any scale; shown as shares)."""
+        total = sum(weights.values())
+        self._selection(app).weights = {m: w / total for m, w in weights.items()} if total > 0 else {}
+
+    def record_feedback(self, app: str, is_applied: bool) -> None:
+        self._selection(app).feedback["applied" if is_applied else "ignored"] += 1
 
     # ------------------------------------------------------------------ models
 
@@ -250,7 +323,33 @@ class FrontendMetrics:
             for (direction, kind), count in sorted(self.rpc_messages().items()):
                 labels = f'direction="{escape(direction)}",type="{escape(kind)}"'
                 out.append(f"{name}{{{labels}}} {value_text(count)}\n")
+        self._write_selection(out)
         return "".join(out).encode(), CONTENT_TYPE_LATEST
+
+    def _write_selection(self, out: list[str]) -> None:
+        apps = [(stats, f'app="{escape(stats.name)}"') for stats in list(self.selection.values())]
+        for family, per_model in ((SELECTION_CHOICES, True), (SELECTION_WEIGHT, False)):
+            out.append(family.header)
+            name = family.sample_name
+            for stats, label in apps:
+                values: dict[str, int] | dict[str, float] = stats.choices if per_model else stats.weights
+                for model, value in values.items():
+                    out.append(f'{name}{{{label},model="{escape(model)}"}} {value_text(value)}\n')
+        out.append(SELECTION_FEEDBACK.header)
+        name = SELECTION_FEEDBACK.sample_name
+        for stats, label in apps:
+            for result, count in stats.feedback.items():
+                out.append(f'{name}{{{label},result="{result}"}} {value_text(count)}\n')
+        for family, attribute in (
+            (ENSEMBLE_ASKED, "asked"),
+            (ENSEMBLE_ANSWERED, "answered"),
+            (ENSEMBLE_LOW_CONFIDENCE, "low_confidence"),
+        ):
+            out.append(family.header)
+            name = family.sample_name
+            out.extend(
+                f"{name}{{{label}}} {value_text(getattr(stats, attribute))}\n" for stats, label in apps
+            )
 
     def render_json_report(self) -> bytes:
         """The original's ``GET /metrics`` JSON report (spec 6.2)."""

@@ -4,6 +4,13 @@ Core spec 3.1-3.3 and 3.8. Each input is an independent query with its own id, i
 deadline (measured from when the request is processed) and its own cache lookup (inside the
 gateway). A query always resolves: with the model's output, or with the application's default
 output and one of the explanations below.
+
+Which models answer is the application's selection policy's choice (``selection``). A policy
+that neither learns nor ensembles (the original's default, the A/B split) picks one model per
+request and takes the single-model path below, cache fast path included; a learning or
+ensemble policy (Exp3, Exp4) takes :meth:`QueryProcessor.predict_selected`: its state comes
+from Redis (cached), every input is its own selection, and an ensemble answers at the deadline
+with the members that answered. :meth:`QueryProcessor.update` applies ``/update`` feedback.
 """
 
 from __future__ import annotations
@@ -14,13 +21,22 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Final, NamedTuple, Protocol
 
-from clipper_core.errors import BadRequest, ModelFailed, NoConnectedModels
+from clipper_core.errors import BadRequest, ModelFailed, NoConnectedModels, StateError
 from clipper_core.query_frontend.deadlines import DeadlineWaiter
+from clipper_core.query_frontend.inputs import FeedbackRequest
 from clipper_core.query_frontend.outputs import EmbeddedOutput, embed_output
 from clipper_core.query_frontend.registry import AppEntry
-from clipper_core.state import DEFAULT_SELECTION_POLICY, ModelId
+from clipper_core.query_frontend.selection import (
+    Feedback,
+    PolicyStates,
+    SelectionPolicy,
+    SelectionQuery,
+    zero_one_loss,
+)
+from clipper_core.state import ModelId, PolicyState
 
 __all__ = [
+    "FEEDBACK_TIMEOUT_S",
     "NO_CONNECTED_MODELS",
     "QUERY_PROCESSING_ERROR",
     "SLO_MISSED",
@@ -40,6 +56,10 @@ SLO_MISSED: Final = "Failed to retrieve a prediction response within the specifi
 QUERY_PROCESSING_ERROR: Final = "Query processing error"
 # A batch request queues this many inputs per loop turn; other requests run in between.
 SUBMIT_CHUNK: Final = 128
+# /update recomputes a prediction the cache no longer holds; it waits this long at least (or
+# the application's SLO if longer) before giving up on that model's loss.
+FEEDBACK_TIMEOUT_S: Final = 1.0
+_NO_STATE: Final = PolicyState()
 
 
 class PredictionGateway(Protocol):
@@ -78,6 +98,14 @@ class _AlreadyFresh:
 class AppQueryMetrics(Protocol):
     def record_app_query(self, app: str, latency_s: float, is_default: bool) -> None: ...
 
+    def record_selection(self, app: str, models: tuple[str, ...]) -> None: ...
+
+    def record_ensemble(self, app: str, answered: int, asked: int, is_low_confidence: bool) -> None: ...
+
+    def record_weights(self, app: str, weights: dict[str, float]) -> None: ...
+
+    def record_feedback(self, app: str, is_applied: bool) -> None: ...
+
 
 class Reply(NamedTuple):
     """The answer to one query; ``default_explanation`` is set iff ``is_default``.
@@ -90,6 +118,10 @@ class Reply(NamedTuple):
     output: EmbeddedOutput
     is_default: bool
     default_explanation: str | None = None
+    # Ensemble answers only (our extension): weighted agreement, members answered / asked.
+    confidence: float | None = None
+    members_answered: int | None = None
+    members: int | None = None
 
 
 class QueryProcessor:
@@ -101,8 +133,10 @@ class QueryProcessor:
         gateway: PredictionGateway,
         metrics: AppQueryMetrics,
         state_sync: StateSync | None = None,
+        policy_states: PolicyStates | None = None,
     ) -> None:
         self._registry = registry
+        self._states = policy_states
         self._state_sync = state_sync or _AlreadyFresh()
         self._gateway = gateway
         self._metrics = metrics
@@ -146,23 +180,34 @@ class QueryProcessor:
                     QUERY_PROCESSING_ERROR,
                 )
             return ModelId(links[0], version)
-        for name in links:  # the first linked model with a current version wins
-            model = self._registry.current_model(name)
-            if model is not None:
-                return model
-        return None
+        policy = app.policy
+        if policy is None:
+            return None  # refused by check_policy once the inputs are read (the original's order)
+        chosen = policy.select(_NO_STATE, SelectionQuery(app.name, 0, self._candidates(links)))
+        return chosen[0] if chosen else None
+
+    def _candidates(self, links: tuple[str, ...]) -> tuple[ModelId, ...]:
+        """The linked models that have a current version, in link order: what a policy may ask."""
+        current = self._registry.current_model
+        return tuple(model for model in map(current, links) if model is not None)
+
+    @staticmethod
+    def check_policy(app: AppEntry) -> SelectionPolicy:
+        """The application's policy.
+
+        Raises:
+            BadRequest: the original's text when the record names a policy that does not exist.
+        """
+        if app.policy is None:
+            raise BadRequest(f"{app.info.policy} is an invalid selection_policy.", QUERY_PROCESSING_ERROR)
+        return app.policy
 
     def answer_from_cache(self, app: AppEntry, target: ModelId | None, payloads: list[bytes]) -> Reply | None:
         """The reply to a single-input request whose output is cached, else None (nothing consumed).
 
         The cache-hit path without a coroutine, a timer or a future: :meth:`predict` answers
         the same, but its SLO timeout alone costs more than the rest of the query.
-
-        Raises:
-            BadRequest: as :meth:`predict`.
         """
-        if app.info.policy != DEFAULT_SELECTION_POLICY:
-            raise BadRequest(f"{app.info.policy} is an invalid selection_policy.", QUERY_PROCESSING_ERROR)
         if target is None or len(payloads) != 1:
             return None
         start = perf_counter()
@@ -182,12 +227,7 @@ class QueryProcessor:
 
         ``cache_checked``: :meth:`answer_from_cache` just declined this request, so a single
         input is known to be uncached (saves a second lookup on the miss path).
-
-        Raises:
-            BadRequest: the application's selection policy is not the one policy that exists.
         """
-        if app.info.policy != DEFAULT_SELECTION_POLICY:
-            raise BadRequest(f"{app.info.policy} is an invalid selection_policy.", QUERY_PROCESSING_ERROR)
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + app.slo_s
@@ -326,3 +366,183 @@ class QueryProcessor:
         except Exception as exc:
             return self._failed_reply(app, target, query_id, exc)
         return Reply(query_id, embed_output(raw), False)
+
+    # ------------------------------------------------------------------ learning and ensemble policies
+
+    async def predict_selected(
+        self, app: AppEntry, policy: SelectionPolicy, payloads: list[bytes], uid: int = 0
+    ) -> list[Reply]:
+        """Answer every payload as its own query, each with the policy's own selection.
+
+        An ensemble never waits past the deadline: it combines the members that answered.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + app.slo_s
+        first_id = self.take_query_ids(len(payloads))
+        state = await self._policy_state(app, policy, uid)
+        query = SelectionQuery(app.name, uid, self._candidates(self._registry.linked_models(app.name)))
+        if not query.candidates:
+            await self.catch_up()  # a link made a moment ago may still be on its way
+            query = SelectionQuery(app.name, uid, self._candidates(self._registry.linked_models(app.name)))
+        if len(payloads) == 1:
+            replies = [await self._ask_selected(app, policy, state, query, payloads[0], first_id, deadline)]
+        else:
+            replies = list(
+                await asyncio.gather(
+                    *(
+                        self._ask_selected(app, policy, state, query, payload, first_id + index, deadline)
+                        for index, payload in enumerate(payloads)
+                    )
+                )
+            )
+        elapsed = loop.time() - start
+        for reply in replies:
+            self._metrics.record_app_query(app.name, elapsed, reply.is_default)
+        return replies
+
+    async def _policy_state(self, app: AppEntry, policy: SelectionPolicy, uid: int) -> PolicyState:
+        if self._states is None or not policy.learns:
+            return _NO_STATE
+        state = await self._states.current(app.name, policy, uid)
+        if uid == 0 and state.weights:
+            self._metrics.record_weights(app.name, dict(state.weights))
+        return state
+
+    async def _ask_selected(
+        self,
+        app: AppEntry,
+        policy: SelectionPolicy,
+        state: PolicyState,
+        query: SelectionQuery,
+        payload: bytes,
+        query_id: int,
+        deadline: float,
+    ) -> Reply:
+        models = policy.select(state, query)
+        self._metrics.record_selection(app.name, tuple(m.name for m in models))
+        if not models:
+            reply = Reply(query_id, app.default_output, True, NO_CONNECTED_MODELS)
+            return self._with_ensemble(reply, policy, 0, 0)
+        gateway = self._gateway
+        outputs: dict[ModelId, bytes] = {}
+        failures: list[tuple[ModelId, BaseException]] = []
+        waiting: dict[ModelId, asyncio.Future[bytes]] = {}
+        for model in models:
+            raw = gateway.cached_output(model, payload)
+            if raw is not None:
+                outputs[model] = raw
+                continue
+            try:
+                waiting[model] = gateway.submit(model, payload, deadline)
+            except (NoConnectedModels, ModelFailed) as exc:
+                failures.append((model, exc))
+        try:
+            if waiting:
+                # Until every member answered or the deadline: stragglers are left out, never awaited.
+                await self._wait_all(waiting.values(), deadline)
+        except asyncio.CancelledError:
+            for model, future in waiting.items():
+                if not future.done():
+                    gateway.abandon(model, payload, future)
+            raise
+        is_late = False
+        for model, future in waiting.items():
+            if not future.done() or future.cancelled():
+                is_late = True
+                continue
+            error = future.exception()
+            if error is not None:
+                failures.append((model, error))
+            else:
+                outputs[model] = future.result()
+        predictions = {model: outputs[model] for model in models if model in outputs}  # member order
+        combined = policy.combine(state, query, predictions)
+        if combined.output is not None:
+            reply = Reply(query_id, embed_output(combined.output), False)
+        elif combined.explanation is not None:
+            reply = Reply(query_id, app.default_output, True, combined.explanation)
+        elif failures and not is_late:
+            failed_model, failure = failures[0]
+            reply = self._failed_reply(app, failed_model, query_id, failure)
+        else:
+            reply = Reply(query_id, app.default_output, True, SLO_MISSED)
+        if policy.is_ensemble:
+            is_low = combined.output is None and combined.explanation is not None
+            self._metrics.record_ensemble(app.name, len(predictions), len(models), is_low)
+            reply = reply._replace(confidence=combined.confidence)
+        return self._with_ensemble(reply, policy, len(predictions), len(models))
+
+    @staticmethod
+    def _with_ensemble(reply: Reply, policy: SelectionPolicy, answered: int, asked: int) -> Reply:
+        if not policy.is_ensemble:
+            return reply
+        confidence = reply.confidence if reply.confidence is not None else 0.0
+        return reply._replace(confidence=confidence, members_answered=answered, members=asked)
+
+    async def update(self, app: AppEntry, feedback: FeedbackRequest) -> bool:
+        """Apply one ``/update``; True when it was received (the original's ``Feedback received?``).
+
+        A policy that does not learn answers as the original: True iff ``uid`` is 0. A learning
+        policy scores each model it needs (its cached prediction for the input, or a new one)
+        against the label and updates its weights atomically in Redis; False when no model's
+        prediction could be had or the state could not be written.
+        """
+        self.take_query_ids(1)  # the original consumes a query id per update
+        policy = app.policy
+        if policy is None or not policy.learns or self._states is None:
+            return feedback.uid == 0
+        uid, payload = feedback.uid, feedback.payload
+        state = await self._states.current(app.name, policy, uid)
+        query = SelectionQuery(app.name, uid, self._candidates(self._registry.linked_models(app.name)))
+        gateway = self._gateway
+        cached = {
+            model: raw
+            for model in query.candidates
+            if (raw := gateway.cached_output(model, payload)) is not None
+        }
+        needed = policy.feedback_models(state, query, frozenset(cached))
+        outputs = {model: cached[model] for model in needed if model in cached}
+        missing = [model for model in needed if model not in cached]
+        if missing:
+            outputs.update(await self._recompute(app, missing, payload))
+        losses = {model.name: zero_one_loss(raw, feedback.label) for model, raw in outputs.items()}
+        if not losses:
+            self._metrics.record_feedback(app.name, False)
+            return False
+        scored = Feedback(feedback.label, losses)
+        try:
+            new = await self._states.observe(
+                app.name, policy, uid, lambda old: policy.observe(old, query, scored)
+            )
+        except StateError as exc:
+            logger.warning("Feedback for %s not applied: %s", app.name, exc.cause)
+            self._metrics.record_feedback(app.name, False)
+            return False
+        self._metrics.record_feedback(app.name, True)
+        if uid == 0:
+            self._metrics.record_weights(app.name, dict(new.weights))
+        return True
+
+    async def _recompute(self, app: AppEntry, models: list[ModelId], payload: bytes) -> dict[ModelId, bytes]:
+        """Ask ``models`` for the input again (feedback on an input the cache no longer holds)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(app.slo_s, FEEDBACK_TIMEOUT_S)
+        waiting: dict[ModelId, asyncio.Future[bytes]] = {}
+        for model in models:
+            try:
+                waiting[model] = self._gateway.submit(model, payload, deadline)
+            except (NoConnectedModels, ModelFailed):
+                continue  # no loss for a model that cannot answer
+        try:
+            await self._wait_all(waiting.values(), deadline)
+        except asyncio.CancelledError:
+            for model, future in waiting.items():
+                if not future.done():
+                    self._gateway.abandon(model, payload, future)
+            raise
+        return {
+            model: future.result()
+            for model, future in waiting.items()
+            if future.done() and not future.cancelled() and future.exception() is None
+        }

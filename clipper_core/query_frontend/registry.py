@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from clipper_core.errors import StateError
 from clipper_core.query_frontend.outputs import EmbeddedOutput, embed_text
+from clipper_core.query_frontend.selection import SelectionPolicy, resolve_policy
 from clipper_core.state import AppInfo, Db, ModelId, ModelInfo, Resync, StateChange, StateStore
 from clipper_core.state.schema import parse_model_key
 
@@ -40,11 +41,16 @@ class ModelControl(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class AppEntry:
-    """One registered application, with what each query needs precomputed."""
+    """One registered application, with what each query needs precomputed.
+
+    ``policy`` is the application's selection policy, resolved once here (None when the record
+    names a policy that does not exist: its queries are refused with the original's text).
+    """
 
     info: AppInfo
     default_output: EmbeddedOutput
     slo_s: float
+    policy: SelectionPolicy | None
 
     @classmethod
     def from_info(cls, info: AppInfo) -> AppEntry:
@@ -52,6 +58,7 @@ class AppEntry:
             info=info,
             default_output=embed_text(info.default_output),
             slo_s=info.latency_slo_micros / 1e6,
+            policy=resolve_policy(info),
         )
 
     @property

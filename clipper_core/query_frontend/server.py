@@ -27,6 +27,7 @@ from clipper_core.query_frontend.metrics import FrontendMetrics
 from clipper_core.query_frontend.processor import QueryProcessor
 from clipper_core.query_frontend.registry import Registry
 from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.query_frontend.selection import PolicyStates
 from clipper_core.rpc import CurveKeys
 from clipper_core.settings import QuerySettings
 from clipper_core.state import Barrier, Db, KeyspaceWatch, Resync, StateChange, StateStore
@@ -201,7 +202,9 @@ class QueryFrontend:
         await registry.reload()
         loaded.set()
 
-        processor = self.processor = QueryProcessor(registry, gateway, metrics, barrier)
+        processor = self.processor = QueryProcessor(
+            registry, gateway, metrics, barrier, policy_states=PolicyStates(store)
+        )
         routes = QueryRoutes(
             QueryHandlers(
                 processor,

@@ -11,12 +11,15 @@ from typing import Final
 __all__ = [
     "CURRENT_VERSION_PREFIX",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CONFIDENCE_THRESHOLD",
     "DEFAULT_SELECTION_POLICY",
     "FORBIDDEN_NAME_CHARS",
+    "SELECTION_POLICIES",
     "AppField",
     "ContainerField",
     "Db",
     "ModelField",
+    "SelectionPolicyName",
     "app_key",
     "container_key",
     "current_version_key",
@@ -27,6 +30,9 @@ __all__ = [
     "model_key_pattern",
     "parse_container_key",
     "parse_model_key",
+    "parse_policy_state_key",
+    "policy_state_key",
+    "policy_state_pattern",
     "selection_state_key",
 ]
 
@@ -46,6 +52,9 @@ class AppField:
     POLICY: Final = "policy"
     DEFAULT_OUTPUT: Final = "default_output"
     LATENCY_SLO_MICROS: Final = "latency_slo_micros"
+    # Ours, written only for applications on a selection policy other than the original's one.
+    CONFIDENCE_THRESHOLD: Final = "confidence_threshold"
+    POLICY_WEIGHTS: Final = "policy_weights"
 
 
 class ModelField:
@@ -71,6 +80,22 @@ class ContainerField:
 
 
 DEFAULT_SELECTION_POLICY: Final = "DefaultOutputSelectionPolicy"
+
+
+class SelectionPolicyName:
+    """The ``policy`` values of an application record: the original's one, then ours."""
+
+    DEFAULT: Final = DEFAULT_SELECTION_POLICY
+    EXP3: Final = "exp3"
+    EXP4: Final = "exp4"
+    AB: Final = "ab"
+
+
+SELECTION_POLICIES: Final = (
+    SelectionPolicyName.DEFAULT, SelectionPolicyName.EXP3, SelectionPolicyName.EXP4, SelectionPolicyName.AB,
+)
+# An Exp4 ensemble answers with the default output when its weighted agreement is below this.
+DEFAULT_CONFIDENCE_THRESHOLD: Final = 0.5
 # The original's sentinel for "no fixed batch size": the query frontend batches adaptively (AIMD).
 DEFAULT_BATCH_SIZE: Final = -1
 CURRENT_VERSION_PREFIX: Final = "CURRENT_MODEL_VERSION:"
@@ -118,6 +143,28 @@ def current_version_key(model_name: str) -> str:
 
 def selection_state_key(app_name: str, uid: int = 0) -> str:
     return f"{app_name}:{uid}:0"
+
+
+def policy_state_key(app_name: str, uid: int, policy: str) -> str:
+    """A learning policy's state (weights) in DB 1: the original's ``<app>:<uid>:<model_hash>``
+    format with the policy name in the last slot, so ``<app>:0:0`` keeps the original's value."""
+    return f"{app_name}:{uid}:{policy}"
+
+
+def parse_policy_state_key(key: str) -> tuple[str, int, str] | None:
+    """``(app, uid, policy)`` of a DB 1 key, or None if it is not one (app names may hold ``:``)."""
+    parts = key.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return parts[0], int(parts[1]), parts[2]
+    except ValueError:
+        return None
+
+
+def policy_state_pattern(app_name: str) -> str:
+    """``SCAN`` pattern covering every DB 1 key of one app (filter with :func:`parse_policy_state_key`)."""
+    return f"{_escape_glob(app_name)}:*"
 
 
 def keyspace_pattern(db: Db, prefix: str = "") -> str:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT, FieldT
 
 from clipper_core.errors import StateError
 from clipper_core.settings import RedisOptions
-from clipper_core.state.records import AppInfo, ContainerInfo, ModelInfo
+from clipper_core.state.records import AppInfo, ContainerInfo, ModelInfo, PolicyState
 from clipper_core.state.schema import (
     Db,
     ModelField,
@@ -32,6 +32,9 @@ from clipper_core.state.schema import (
     model_key_pattern,
     parse_container_key,
     parse_model_key,
+    parse_policy_state_key,
+    policy_state_key,
+    policy_state_pattern,
     selection_state_key,
 )
 
@@ -48,6 +51,8 @@ SCAN_COUNT: Final = 1000
 # Connections per logical DB (the keyspace watcher holds one of its DB's); callers beyond it wait.
 POOL_MAX_CONNECTIONS: Final = 16
 POOL_WAIT_S: Final = 30.0
+# Optimistic transactions (WATCH/MULTI) retried this often before a conflict is reported.
+STATE_UPDATE_ATTEMPTS: Final = 100
 
 T = TypeVar("T")
 
@@ -183,6 +188,11 @@ class StateStore:
 
     async def list_app_names(self) -> list[str]:
         return await self._scan(Db.APPLICATION)
+
+    async def set_app_policy(self, app: AppInfo) -> None:
+        """Write the app's policy fields (one ``HSET``: the query frontend re-reads the app)."""
+        fields = _fields(app.policy_fields())
+        await self._run(self._clients[Db.APPLICATION].hset(app_key(app.name), mapping=fields))
 
     async def get_apps(self, names: Sequence[str]) -> list[AppInfo | None]:
         """The records of ``names`` in one round trip; None where absent or unreadable (logged)."""
@@ -373,6 +383,53 @@ class StateStore:
 
     async def delete_selection_state(self, app_name: str) -> None:
         await self._run(self._clients[Db.STATE].delete(selection_state_key(app_name)))
+
+    async def get_policy_state(self, app_name: str, uid: int, policy: str) -> PolicyState | None:
+        raw = await self._run(self._clients[Db.STATE].get(policy_state_key(app_name, uid, policy)))
+        return PolicyState.from_json(str(raw)) if raw else None
+
+    async def update_policy_state(
+        self,
+        app_name: str,
+        uid: int,
+        policy: str,
+        update: Callable[[PolicyState | None], PolicyState],
+    ) -> PolicyState:
+        """Read-modify-write one policy state atomically (``WATCH``/``MULTI``, retried on conflict).
+
+        ``update`` is pure (it may run more than once) and gets None when there is no state yet.
+
+        Raises:
+            StateError: Redis failed, or the key kept changing for ``STATE_UPDATE_ATTEMPTS`` tries.
+        """
+        key = policy_state_key(app_name, uid, policy)
+        client = self._clients[Db.STATE]
+        for _ in range(STATE_UPDATE_ATTEMPTS):
+            try:
+                async with client.pipeline(transaction=True) as pipe:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    new = update(PolicyState.from_json(str(raw)) if raw else None)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, new.to_json())
+                    await pipe.execute()
+                    return new
+            except WatchError:
+                continue  # another writer won the race: read again and re-apply
+            except RedisError as exc:
+                raise StateError(f"Redis error: {exc}") from exc
+        raise StateError(f"selection state {key} kept changing; gave up after {STATE_UPDATE_ATTEMPTS} tries")
+
+    async def delete_policy_states(self, app_name: str) -> int:
+        """Every DB 1 key of the app (each uid, each policy, the original's ``<app>:0:0``)."""
+        keys = [
+            key
+            for key in await self._scan(Db.STATE, policy_state_pattern(app_name))
+            if (parsed := parse_policy_state_key(key)) is not None and parsed[0] == app_name
+        ]
+        if keys:
+            await self._run(self._clients[Db.STATE].delete(*keys))
+        return len(keys)
 
     # ------------------------------------------------------------------ helpers
 

@@ -190,6 +190,16 @@ class _Oracle:
         if metrics.rpc_messages is not None:
             for (direction, kind), count in sorted(metrics.rpc_messages().items()):
                 families[m.RPC_MESSAGES.name].add_metric([direction, kind], count)
+        for stats in metrics.selection.values():
+            for model, count in stats.choices.items():
+                families[m.SELECTION_CHOICES.name].add_metric([stats.name, model], count)
+            for model, weight in stats.weights.items():
+                families[m.SELECTION_WEIGHT.name].add_metric([stats.name, model], weight)
+            for result, count in stats.feedback.items():
+                families[m.SELECTION_FEEDBACK.name].add_metric([stats.name, result], count)
+            families[m.ENSEMBLE_ASKED.name].add_metric([stats.name], stats.asked)
+            families[m.ENSEMBLE_ANSWERED.name].add_metric([stats.name], stats.answered)
+            families[m.ENSEMBLE_LOW_CONFIDENCE.name].add_metric([stats.name], stats.low_confidence)
         yield from families.values()
 
 
@@ -214,9 +224,15 @@ def test_prometheus_text_matches_generate_latest_byte_for_byte() -> None:
     metrics.add_model("gone:1")
     metrics.remove_model("gone:1")
     metrics.rpc_messages = lambda: {("sent", "predict_request"): 12_345_678, ("received", "x"): 0}
+    metrics.record_selection('ens "x"', ("m1", "m2"))
+    metrics.record_selection('ens "x"', ("m1",))
+    metrics.record_weights('ens "x"', {"m1": 1.0, "m2": 0.25})
+    metrics.record_ensemble('ens "x"', 1, 2, True)
+    metrics.record_feedback('ens "x"', True)
     body, _ = metrics.render_prometheus()
     assert body == generate_latest_of(metrics)
     assert b"e+06" in body and b'app="odd \\"app\\"' in body
+    assert b'clipper_selection_weight{app="ens \\"x\\"",model="m2"} 0.2' in body
     # prometheus_client's parser reads every family of the table back, with its help text.
     parsed = {family.name: family for family in text_string_to_metric_families(body.decode())}
     assert [(f.name, f.type, f.documentation) for f in parsed.values()] == [

@@ -81,9 +81,25 @@ class ScriptedGateway:
 class RecordingMetrics:
     def __init__(self) -> None:
         self.queries: list[tuple[str, float, bool]] = []
+        self.selections: list[tuple[str, ...]] = []
+        self.ensembles: list[tuple[int, int, bool]] = []
+        self.weights: dict[str, float] = {}
+        self.feedback: list[bool] = []
 
     def record_app_query(self, app: str, latency_s: float, is_default: bool) -> None:
         self.queries.append((app, latency_s, is_default))
+
+    def record_selection(self, app: str, models: tuple[str, ...]) -> None:
+        self.selections.append(models)
+
+    def record_ensemble(self, app: str, answered: int, asked: int, is_low_confidence: bool) -> None:
+        self.ensembles.append((answered, asked, is_low_confidence))
+
+    def record_weights(self, app: str, weights: dict[str, float]) -> None:
+        self.weights = weights
+
+    def record_feedback(self, app: str, is_applied: bool) -> None:
+        self.feedback.append(is_applied)
 
 
 M = ModelId("m", "1")
@@ -258,15 +274,18 @@ def test_explicit_version_without_a_linked_model_means_no_target(registry: Stati
     assert processor.resolve_target(registry.add_app("lonely"), "1") is None
 
 
-async def test_unknown_selection_policy_is_refused(registry: StaticRegistry) -> None:
+def test_unknown_selection_policy_is_refused(registry: StaticRegistry) -> None:
+    """One check (the handler makes it once the inputs are parsed, before the cache is asked)."""
     processor, _, _ = make(registry, {})
     app = registry.add_app("odd", policy="BanditPolicy")
+    assert app.policy is None and processor.resolve_target(app, None) is None
     with pytest.raises(BadRequest) as info:
-        await processor.predict(app, M, [b"a"])
+        processor.check_policy(app)
     assert (info.value.error, info.value.cause) == (
         QUERY_PROCESSING_ERROR,
         "BanditPolicy is an invalid selection_policy.",
     )
+    assert processor.check_policy(registry.apps["app"]) is registry.apps["app"].policy
 
 
 def test_answer_from_cache_answers_a_cached_single_input(registry: StaticRegistry) -> None:
@@ -291,13 +310,6 @@ def test_answer_from_cache_declines_misses_batches_and_missing_targets(registry:
     # Declining consumes nothing: the regular path takes the ids and records the queries.
     assert processor.take_query_ids(1) == 0
     assert metrics.queries == []
-
-
-def test_answer_from_cache_refuses_an_unknown_policy_like_predict(registry: StaticRegistry) -> None:
-    processor, gateway, _ = make(registry, {})
-    gateway.cached[(M, b"a")] = b"1"
-    with pytest.raises(BadRequest, match="invalid selection_policy"):
-        processor.answer_from_cache(registry.add_app("odd", policy="BanditPolicy"), M, [b"a"])
 
 
 async def test_cache_checked_skips_the_second_lookup_of_a_single_input(registry: StaticRegistry) -> None:
