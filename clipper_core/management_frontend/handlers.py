@@ -83,6 +83,9 @@ ENDPOINTS: Final[dict[str, Action]] = {
         v.parse_delete_versioned_model, _S.delete_versioned_model, _done
     ),
     "/admin/set_model_batch_size": _endpoint(v.parse_set_batch_size, _S.set_model_batch_size, _done),
+    "/admin/set_selection_policy": _endpoint(
+        v.parse_set_selection_policy, _S.set_selection_policy, _done
+    ),
     "/admin/get_all_applications": _endpoint(_verbose, _S.get_all_applications, _json),
     "/admin/get_application": _endpoint(_app_name(v.parse_get_application), _S.get_application, _json),
     "/admin/get_linked_models": _endpoint(

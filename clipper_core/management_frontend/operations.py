@@ -29,10 +29,21 @@ from clipper_core.management_frontend.validation import (
     ContainerRef,
     ModelLinks,
     ModelRef,
+    SelectionChoice,
     SelectionStateRequest,
     SetBatchSize,
+    SetSelectionPolicy,
 )
-from clipper_core.state import AppInfo, InputType, ModelId, ModelInfo, StateStore
+from clipper_core.state import (
+    DEFAULT_CONFIDENCE_THRESHOLD,
+    DEFAULT_SELECTION_POLICY,
+    AppInfo,
+    InputType,
+    ModelId,
+    ModelInfo,
+    SelectionPolicyName,
+    StateStore,
+)
 
 __all__ = ["ManagementService"]
 
@@ -55,7 +66,10 @@ class ManagementService:
         async with self._write_lock:
             if await self._store.app_exists(name):
                 raise Rejected(f"application '{name}' already exists")
-            app = AppInfo(name, request.input_type, request.default_output, request.latency_slo_micros)
+            app = _with_selection(
+                AppInfo(name, request.input_type, request.default_output, request.latency_slo_micros),
+                request.selection,
+            )
             await self._write(self._store.add_app(app), f"Error adding application '{name}' to Redis")
         return f"Successfully added application with name '{name}'"
 
@@ -71,6 +85,7 @@ class ManagementService:
             failure = f"Error deleting application '{name}' to Redis"  # sic, as the original
             await self._write(self._store.delete_links(name), failure)
             await self._write(self._store.delete_selection_state(name), failure)
+            await self._write(self._store.delete_policy_states(name), failure)  # ours: the weights
             await self._write(self._store.delete_app(name), failure)
         return f"Successfully deleted application with name '{name}'"
 
@@ -82,14 +97,59 @@ class ManagementService:
         for name in names:
             app = await self._store.get_app(name)
             if app is not None:  # deleted while we listed
-                entries.append(app_json(app, await self._store.get_linked_models(name)))
+                entries.append(await self._app_entry(app))
         return entries
 
     async def get_application(self, name: str) -> dict[str, JsonValue]:
         app = await self._store.get_app(name)
         if app is None:
             return {}
-        return app_json(app, await self._store.get_linked_models(name))
+        return await self._app_entry(app)
+
+    async def _app_entry(self, app: AppInfo) -> dict[str, JsonValue]:
+        links = await self._store.get_linked_models(app.name)
+        if app.policy == DEFAULT_SELECTION_POLICY:
+            return app_json(app, links)  # exactly the original's entry
+        selection: dict[str, JsonValue] = {"selection_policy": app.policy}
+        if app.policy == SelectionPolicyName.EXP4:
+            threshold = app.confidence_threshold
+            if threshold is None:
+                threshold = DEFAULT_CONFIDENCE_THRESHOLD
+            selection["confidence_threshold"] = threshold
+        if app.policy == SelectionPolicyName.AB:
+            split = dict(app.policy_weights)
+            weights = {m: split.get(m, 0.0) for m in links} if split else dict.fromkeys(links, 1.0)
+            rounds = 0
+        else:
+            state = await self._store.get_policy_state(app.name, 0, app.policy)
+            learned = state.weights if state is not None else {}
+            weights = {model: learned.get(model, 1.0) for model in links}
+            rounds = state.rounds if state is not None else 0
+        total = sum(weights.values())
+        selection["selection_weights"] = {
+            model: (weight / total if total > 0 else 0.0) for model, weight in weights.items()
+        }
+        selection["feedback_rounds"] = rounds
+        return app_json(app, links, selection)
+
+    async def set_selection_policy(self, request: SetSelectionPolicy) -> str:
+        """Ours: switch an application's policy (the query frontend follows the ``hset``)."""
+        app_name, choice = request.app_name, request.selection
+        async with self._write_lock:
+            app = await self._store.get_app(app_name)
+            if app is None:
+                raise Rejected(f"No app with name '{app_name}' exists.")
+            links = await self._store.get_linked_models(app_name)
+            if choice.policy == DEFAULT_SELECTION_POLICY and len(links) > 1:
+                raise Rejected(
+                    f"Application '{app_name}' is linked to {len(links)} models and "
+                    f"{DEFAULT_SELECTION_POLICY} uses one: unlink all but one model first"
+                )
+            await self._write(
+                self._store.set_app_policy(_with_selection(app, choice)),
+                f"Error setting the selection policy of application '{app_name}' in Redis",
+            )
+        return f"Successfully set the selection policy of application '{app_name}' to '{choice.policy}'"
 
     async def get_selection_state(self, request: SelectionStateRequest) -> str:
         if request.uid != DEFAULT_USER_ID:
@@ -122,12 +182,14 @@ class ManagementService:
                         f"Model with name '{model_name}' has incompatible input_type '{model_type}'. "
                         f"Requested app to link to has input_type '{app_type}'."
                     )
+            if not names:
+                raise Rejected(
+                    "Please provide the name of the model that you want to link to the "
+                    f"application '{app_name}'"
+                )
+            if app.policy != DEFAULT_SELECTION_POLICY:
+                return await self._add_links_of_policy_app(app_name, names)
             if len(names) != 1:
-                if not names:
-                    raise Rejected(
-                        "Please provide the name of the model that you want to link to the "
-                        f"application '{app_name}'"
-                    )
                 raise Rejected(
                     "Applications must be linked with at most one model. "
                     f"Attempted to add links to {len(names)} models."
@@ -142,6 +204,20 @@ class ManagementService:
                 self._store.add_links(app_name, names), f"Error linking models to '{app_name}' in Redis"
             )
         return f"Successfully linked model with name '{new_name}' to application '{app_name}'"
+
+    async def _add_links_of_policy_app(self, app_name: str, names: tuple[str, ...]) -> str:
+        """Ours: an application on a selection policy may link several models (lock held)."""
+        existing = set(await self._store.get_linked_models(app_name))
+        for model_name in names:
+            if model_name in existing:
+                raise Rejected(f"The model with name '{model_name}' is already linked to '{app_name}'")
+        await self._write(
+            self._store.add_links(app_name, names), f"Error linking models to '{app_name}' in Redis"
+        )
+        if len(names) == 1:
+            return f"Successfully linked model with name '{names[0]}' to application '{app_name}'"
+        listed = ", ".join(f"'{name}'" for name in names)
+        return f"Successfully linked models with names {listed} to application '{app_name}'"
 
     async def delete_model_links(self, request: ModelLinks) -> str:
         app_name = request.app_name
@@ -308,3 +384,17 @@ class ManagementService:
         except StateError as exc:
             logger.error("%s: %s", failure, exc.cause)
             raise Rejected(failure) from exc
+
+
+def _with_selection(app: AppInfo, choice: SelectionChoice | None) -> AppInfo:
+    if choice is None:
+        return app
+    return AppInfo(
+        app.name,
+        app.input_type,
+        app.default_output,
+        app.latency_slo_micros,
+        policy=choice.policy,
+        confidence_threshold=choice.confidence_threshold,
+        policy_weights=choice.policy_weights,
+    )

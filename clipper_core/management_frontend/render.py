@@ -12,7 +12,7 @@ from clipper_core.state import AppInfo, ContainerInfo, ModelInfo
 
 __all__ = ["JsonValue", "app_json", "container_json", "model_json", "to_json_bytes"]
 
-JsonValue = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
 _ESCAPES: Final[dict[int, str]] = {
     **{code: f"\\u{code:04X}" for code in range(0x20)},
@@ -35,6 +35,10 @@ def _write(value: JsonValue, out: list[str]) -> None:
         out.append("false")
     elif isinstance(value, int):
         out.append(str(value))
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("JSON has no NaN or infinity")
+        out.append(repr(value))
     elif isinstance(value, str):
         out.append('"' + value.translate(_ESCAPES) + '"')
     elif isinstance(value, list):
@@ -62,15 +66,21 @@ def to_json_bytes(value: JsonValue) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-def app_json(app: AppInfo, linked_models: list[str]) -> dict[str, JsonValue]:
-    """Verbose application entry: input_type, default_output, latency_slo_micros, name, linked_models."""
-    return {
+def app_json(
+    app: AppInfo, linked_models: list[str], selection: dict[str, JsonValue] | None = None
+) -> dict[str, JsonValue]:
+    """Verbose application entry: input_type, default_output, latency_slo_micros, name, linked_models,
+    then (ours, only for an application on another policy than the original's) ``selection``'s keys."""
+    entry: dict[str, JsonValue] = {
         "input_type": app.input_type.readable_name,
         "default_output": app.default_output,
         "latency_slo_micros": app.latency_slo_micros,
         "name": app.name,
         "linked_models": list[JsonValue](linked_models),
     }
+    if selection:
+        entry.update(selection)
+    return entry
 
 
 def model_json(model: ModelInfo, is_current_version: bool) -> dict[str, JsonValue]:

@@ -23,17 +23,22 @@ from typing import Final, TypeVar
 from clipper_core.errors import Rejected
 from clipper_core.jsontext import (
     JsonError,
+    JsonSemanticError,
     parse_json,
     read_bool,
     read_int,
     read_string,
     read_string_array,
     schema_error_text,
+    type_mismatch_message,
+    type_name,
 )
 from clipper_core.state import (
     DEFAULT_BATCH_SIZE,
     FORBIDDEN_NAME_CHARS,
+    SELECTION_POLICIES,
     InputType,
+    SelectionPolicyName,
     invalid_name_message,
     is_dns1123_subdomain,
 )
@@ -47,8 +52,10 @@ __all__ = [
     "ModelLinks",
     "ModelRef",
     "Schema",
+    "SelectionChoice",
     "SelectionStateRequest",
     "SetBatchSize",
+    "SetSelectionPolicy",
     "Verbose",
     "invalid_input_type_message",
     "latency_slo_message",
@@ -66,6 +73,7 @@ __all__ = [
     "parse_linked_models_request",
     "parse_set_batch_size",
     "parse_set_model_version",
+    "parse_set_selection_policy",
     "parse_verbose",
 ]
 
@@ -96,7 +104,13 @@ class Schema:
     )
     VERSIONED_MODEL: Final = "\n  {\n   \"model_name\" := string,\n   \"model_version\" := string,\n  }\n"
     GET_STATE: Final = "\n  {\n   \"app_name\" := string,\n   \"uid\" := int,\n  }\n"
-    # Ours (set_model_batch_size is not in the original), written in the same style.
+    # Ours (set_model_batch_size, set_selection_policy are not in the original), in the same style.
+    SET_SELECTION_POLICY: Final = (
+        "\n  {\n   \"app_name\" := string,\n"
+        "   \"selection_policy\" := \"DefaultOutputSelectionPolicy\" | \"exp3\" | \"exp4\" | \"ab\",\n"
+        "   \"confidence_threshold\" := double (optional, exp4),\n"
+        "   \"policy_weights\" := {string: double} (optional, ab)\n  }\n"
+    )
     SET_BATCH_SIZE: Final = (
         "\n  {\n   \"model_name\" := string,\n   \"model_version\" := string,\n"
         "   \"batch_size\" := int\n  }\n"
@@ -107,11 +121,29 @@ class Schema:
 
 
 @dataclass(slots=True, frozen=True)
+class SelectionChoice:
+    """A selection policy and its settings (ours): ``confidence_threshold`` for exp4,
+    ``policy_weights`` (model name -> traffic weight) for the A/B split."""
+
+    policy: str
+    confidence_threshold: float | None = None
+    policy_weights: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
 class AddApp:
     name: str
     input_type: InputType
     default_output: str
     latency_slo_micros: int
+    # None: the request did not name a policy (the original's request; the original's record).
+    selection: SelectionChoice | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class SetSelectionPolicy:
+    app_name: str
+    selection: SelectionChoice
 
 
 @dataclass(slots=True, frozen=True)
@@ -231,17 +263,84 @@ def _check_model_ref(model_name: str, model_version: str) -> None:
 
 
 def parse_add_app(body: bytes) -> AddApp:
+    """The original's fields, then (ours, optional) ``selection_policy`` and its settings."""
+
     def read(doc: object) -> AddApp:
         name = read_string(doc, "name")
         # Converted right after reading, as the original: a bad type wins over later fields.
         input_type = _input_type(read_string(doc, "input_type"))
         default_output = read_string(doc, "default_output")
-        return AddApp(name, input_type, default_output, read_int(doc, "latency_slo_micros"))
+        slo_micros = read_int(doc, "latency_slo_micros")
+        selection = _selection(doc) if isinstance(doc, dict) and "selection_policy" in doc else None
+        if selection is None and isinstance(doc, dict):
+            for key in _POLICY_SETTINGS:
+                if key in doc:
+                    raise Rejected(f"{key} needs a selection_policy that uses it")
+        return AddApp(name, input_type, default_output, slo_micros, selection)
 
     request = _with_schema(Schema.ADD_APP, read, body)
     if not 0 < request.latency_slo_micros <= MAX_LATENCY_SLO_MICROS:
         raise Rejected(latency_slo_message(request.latency_slo_micros))
     return request
+
+
+_POLICY_ALIASES: Final = {"default": SelectionPolicyName.DEFAULT}
+_POLICY_SETTINGS: Final = ("confidence_threshold", "policy_weights")
+
+
+def invalid_policy_message(name: str) -> str:
+    return (
+        f"{name} is not a valid selection_policy. Accepted policies: {', '.join(SELECTION_POLICIES)}"
+    )
+
+
+def _number(doc: dict[str, object], key: str) -> float:
+    value = doc[key]
+    if type_name(value) != "Number":
+        raise JsonSemanticError(type_mismatch_message(key, "Number", value))
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+def _selection(doc: dict[str, object]) -> SelectionChoice:
+    """``selection_policy`` and the settings it takes; any other setting is refused."""
+    policy = read_string(doc, "selection_policy")
+    policy = _POLICY_ALIASES.get(policy, policy)
+    if policy not in SELECTION_POLICIES:
+        raise Rejected(invalid_policy_message(policy))
+    threshold: float | None = None
+    if "confidence_threshold" in doc:
+        if policy != SelectionPolicyName.EXP4:
+            raise Rejected(f"confidence_threshold applies to the exp4 policy only, not to {policy}")
+        threshold = _number(doc, "confidence_threshold")
+        if not 0.0 <= threshold <= 1.0:
+            raise Rejected(
+                f"Invalid confidence_threshold supplied: {threshold:g}. It must be between 0 and 1"
+            )
+    weights: tuple[tuple[str, float], ...] = ()
+    if "policy_weights" in doc:
+        if policy != SelectionPolicyName.AB:
+            raise Rejected(f"policy_weights applies to the ab policy only, not to {policy}")
+        raw = doc["policy_weights"]
+        if not isinstance(raw, dict):
+            raise JsonSemanticError(type_mismatch_message("policy_weights", "Object", raw))
+        weights = tuple((str(model), _number(raw, model)) for model in raw)
+        if any(weight < 0 for _, weight in weights) or not any(weight > 0 for _, weight in weights):
+            raise Rejected(
+                "Invalid policy_weights supplied: every weight must be a number >= 0 and at least "
+                "one must be positive"
+            )
+    return SelectionChoice(policy, threshold, weights)
+
+
+def parse_set_selection_policy(body: bytes) -> SetSelectionPolicy:
+    def read(doc: object) -> SetSelectionPolicy:
+        app_name = read_string(doc, "app_name")
+        read_string(doc, "selection_policy")  # present and a string, else the schema error
+        assert isinstance(doc, dict)
+        return SetSelectionPolicy(app_name, _selection(doc))
+
+    return _with_schema(Schema.SET_SELECTION_POLICY, read, body)
 
 
 def parse_app_name(body: bytes, schema: str, key: str = "name") -> AppName:

@@ -33,9 +33,12 @@ def test_writer_matches_rapidjson(value: object, expected: bytes) -> None:
     assert to_json_bytes(value) == expected  # type: ignore[arg-type]
 
 
-def test_writer_refuses_floats() -> None:
-    with pytest.raises(TypeError):
-        to_json_bytes(1.5)  # type: ignore[arg-type]
+def test_writer_writes_finite_floats_only() -> None:
+    """Floats appear only in ours (selection weights, confidence thresholds), written as repr."""
+    assert to_json_bytes({"w": [0.5, 1e-05, 1.0]}) == b'{"w":[0.5,1e-05,1.0]}'
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            to_json_bytes(bad)
 
 
 def test_app_shape_and_key_order() -> None:
