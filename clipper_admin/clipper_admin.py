@@ -173,20 +173,61 @@ class ClipperConnection:
     # -- applications -------------------------------------------------------------------------
 
     def register_application(
-        self, name: str, input_type: str, default_output: str, slo_micros: int
+        self,
+        name: str,
+        input_type: str,
+        default_output: str,
+        slo_micros: int,
+        selection_policy: str | None = None,
+        confidence_threshold: float | None = None,
+        policy_weights: Mapping[str, float] | None = None,
     ) -> None:
-        """Register an application (a REST endpoint ``/<name>/predict``)."""
+        """Register an application (a REST endpoint ``/<name>/predict``).
+
+        Args:
+            selection_policy: ours, optional. ``"DefaultOutputSelectionPolicy"`` (the original's,
+                the default: one linked model), ``"exp3"`` (one model per query, learned from
+                ``/<name>/update`` feedback), ``"exp4"`` (a weighted ensemble of every linked
+                model, answered with a confidence) or ``"ab"`` (a fixed split between models).
+            confidence_threshold: exp4 only: below this weighted agreement (0..1, default 0.5)
+                the application answers with its default output.
+            policy_weights: ab only: model name -> share of the traffic.
+
+        Raises:
+            ClipperException: the management frontend refused (e.g. an unknown policy).
+        """
         self._require_connection()
-        self._post_admin(
-            "add_app",
-            {
-                "name": name,
-                "input_type": input_type,
-                "default_output": default_output,
-                "latency_slo_micros": slo_micros,
-            },
-        )
+        body: dict[str, Any] = {
+            "name": name,
+            "input_type": input_type,
+            "default_output": default_output,
+            "latency_slo_micros": slo_micros,
+        }
+        body.update(_selection_fields(selection_policy, confidence_threshold, policy_weights))
+        self._post_admin("add_app", body)
         self.logger.info("Application %s was successfully registered", name)
+
+    def set_selection_policy(
+        self,
+        app_name: str,
+        selection_policy: str,
+        confidence_threshold: float | None = None,
+        policy_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        """Switch a registered application to another selection policy (ours; see
+        ``register_application``). Learned weights are kept per application and policy.
+
+        Raises:
+            ClipperException: unknown application or policy, a setting the policy does not take,
+                or the default policy for an application linked to several models.
+        """
+        self._require_connection()
+        if not isinstance(selection_policy, str):
+            raise ClipperException("selection_policy must be a string")
+        body: dict[str, Any] = {"app_name": app_name}
+        body.update(_selection_fields(selection_policy, confidence_threshold, policy_weights))
+        self._post_admin("set_selection_policy", body)
+        self.logger.info("Application %s now uses selection policy %s", app_name, selection_policy)
 
     def unregister_application(self, name: str) -> None:
         """Remove an application and its endpoint."""
@@ -574,3 +615,19 @@ class ClipperConnection:
             length).
         """
         return check_predict_function(query, func, input_type)
+
+
+def _selection_fields(
+    policy: str | None, confidence_threshold: float | None, policy_weights: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """The request's selection keys; none at all when no policy is named (the original's body)."""
+    if policy is None:
+        if confidence_threshold is not None or policy_weights is not None:
+            raise ClipperException("confidence_threshold and policy_weights need a selection_policy")
+        return {}
+    fields: dict[str, Any] = {"selection_policy": policy}
+    if confidence_threshold is not None:
+        fields["confidence_threshold"] = confidence_threshold
+    if policy_weights is not None:
+        fields["policy_weights"] = dict(policy_weights)
+    return fields
