@@ -188,8 +188,7 @@ class QueryProcessor:
 
     def _candidates(self, links: tuple[str, ...]) -> tuple[ModelId, ...]:
         """The linked models that have a current version, in link order: what a policy may ask."""
-        current = self._registry.current_model
-        return tuple(model for model in map(current, links) if model is not None)
+        return tuple(filter(None, map(self._registry.current_model, links)))
 
     @staticmethod
     def check_policy(app: AppEntry) -> SelectionPolicy:

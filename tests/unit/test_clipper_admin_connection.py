@@ -34,6 +34,7 @@ def test_unconnected_exception_tells_how_to_connect() -> None:
 NEEDS_CONNECTION = [
     ("register_application", ("a", "doubles", "d", 1000)),
     ("unregister_application", ("a",)),
+    ("set_selection_policy", ("a", "exp4")),
     ("delete_application", ("a",)),
     ("link_model_to_app", ("a", "m")),
     ("unlink_model_from_app", ("a", "m")),
@@ -66,6 +67,24 @@ NEEDS_CONNECTION = [
 def test_methods_raise_unconnected_before_connect(conn: ClipperConnection, method: str, args) -> None:
     with pytest.raises(UnconnectedException):
         getattr(conn, method)(*args)
+
+
+def test_selection_policy_keys_are_sent_only_when_a_policy_is_named(conn: ClipperConnection) -> None:
+    sent: list[tuple[str, dict[str, object]]] = []
+    conn._post_admin = lambda endpoint, body: sent.append((endpoint, dict(body)))  # type: ignore[method-assign,assignment,return-value]
+    conn.connected = True
+    conn.register_application("a", "doubles", "d", 1000)
+    conn.register_application("e", "doubles", "d", 1000, selection_policy="exp4", confidence_threshold=0.8)
+    conn.set_selection_policy("e", "ab", policy_weights={"m1": 0.9, "m2": 0.1})
+    app = {"input_type": "doubles", "default_output": "d", "latency_slo_micros": 1000}
+    assert sent == [
+        ("add_app", {"name": "a", **app}),
+        ("add_app", {"name": "e", **app, "selection_policy": "exp4", "confidence_threshold": 0.8}),
+        ("set_selection_policy", {"app_name": "e", "selection_policy": "ab",
+                                  "policy_weights": {"m1": 0.9, "m2": 0.1}}),
+    ]
+    with pytest.raises(ClipperException, match="need a selection_policy"):
+        conn.register_application("x", "doubles", "d", 1000, confidence_threshold=0.5)
 
 
 def test_connect_to_a_missing_cluster_says_so(conn: ClipperConnection) -> None:
