@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke install-bench docker-images test-docker test-faults clean \
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke bench-selection install-bench docker-images test-docker test-faults clean \
 	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s \
 	install-frameworks test-frameworks docker-framework-images test-frameworks-docker
 
@@ -43,6 +43,11 @@ bench: install-bench
 
 bench-smoke: install-bench
 	$(PYTHON) -m benchmarks.run --smoke
+
+# The model selection layer against the paper's Figs. 7-9 (scikit-learn digits, five closure
+# containers through LocalContainerManager); writes benchmarks/results/selection.json and PNGs.
+bench-selection: install-bench
+	$(PYTHON) -m benchmarks.selection
 
 # The README's first command: a local cluster (LocalContainerManager, no Docker), one Python
 # function deployed and queried over HTTP, then everything stopped.

@@ -260,7 +260,13 @@ class ClipperConnection:
         return self._post_admin_json("get_all_applications", {"verbose": verbose})  # type: ignore[no-any-return]
 
     def get_app_info(self, name: str) -> dict[str, Any] | None:
-        """The app's dict (as a verbose ``get_all_apps`` entry), or None if it does not exist."""
+        """The app's dict (as a verbose ``get_all_apps`` entry), or None if it does not exist.
+
+        For an application on a selection policy other than the original's (ours), the dict also
+        has ``selection_policy``, ``selection_weights`` (model name -> share of the weight, from
+        the learned state for exp3/exp4), ``feedback_rounds`` and, for exp4,
+        ``confidence_threshold``.
+        """
         self._require_connection()
         info = self._post_admin_json("get_application", {"name": name})
         if not info:
