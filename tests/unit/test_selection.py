@@ -20,6 +20,7 @@ from clipper_core.query_frontend.selection import (
     zero_one_loss,
 )
 from clipper_core.query_frontend.selection.base import WEIGHT_FLOOR, normalised, vote_key
+from clipper_core.query_frontend.selection.exp4 import EXP4_WEIGHT_FLOOR
 from clipper_core.rpc import InputType
 from clipper_core.state import SELECTION_POLICIES, AppInfo, ModelId, PolicyState
 
@@ -82,7 +83,7 @@ def test_exp4_weights_move_toward_the_better_model() -> None:
         state = policy.observe(state, QUERY, Feedback(1.0, {"a": 0.0, "b": 1.0, "c": 1.0}))
     assert state.rounds == 20
     assert state.weights["a"] == 1.0
-    assert state.weights["b"] == state.weights["c"] == WEIGHT_FLOOR  # floored, never zero
+    assert state.weights["b"] == state.weights["c"] == EXP4_WEIGHT_FLOOR  # floored, never zero
     # Now two wrong models agree but the right one outweighs them.
     assert policy.combine(state, QUERY, {A: b"1", B: b"2", C: b"2"}).output == b"1"
     # A model that becomes good again wins its place back.
@@ -130,6 +131,7 @@ def test_losses_and_vote_keys() -> None:
     assert zero_one_loss(b"cat", 3.0) == 1.0
     assert vote_key(b"1e0") == vote_key(b"1") and vote_key(b"nan") == b"nan"
     assert normalised({"a": 4.0, "b": 1.0, "c": 0.0}) == {"a": 1.0, "b": 0.25, "c": WEIGHT_FLOOR}
+    assert normalised({"a": 4.0, "b": 0.0}, floor=0.1) == {"a": 1.0, "b": 0.1}
 
 
 def test_policy_state_round_trips_and_refuses_garbage() -> None:

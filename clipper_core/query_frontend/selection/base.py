@@ -32,8 +32,9 @@ __all__ = [
     "zero_one_loss",
 ]
 
-# Learned weights are kept relative to the largest (which is 1) and never below this, so a
-# model that was bad for a while can win back its place within a few hundred feedback rounds.
+# Learned weights are kept relative to the largest (which is 1) and never below a floor (this
+# one unless the policy says otherwise), so no weight underflows and a model that was bad for a
+# while can win back its place.
 WEIGHT_FLOOR: Final = 0.01
 _LABEL_TOLERANCE: Final = 1e-9
 
@@ -135,14 +136,14 @@ def zero_one_loss(output: bytes, label: float) -> float:
     return 0.0 if isinstance(key, float) and abs(key - label) <= _LABEL_TOLERANCE else 1.0
 
 
-def normalised(weights: Mapping[str, float]) -> dict[str, float]:
-    """Largest weight 1, none below :data:`WEIGHT_FLOOR` (no underflow, no lost arm)."""
+def normalised(weights: Mapping[str, float], floor: float = WEIGHT_FLOOR) -> dict[str, float]:
+    """Largest weight 1, none below ``floor`` (no underflow, no lost arm)."""
     if not weights:
         return {}
     top = max(weights.values())
     if not top > 0 or not math.isfinite(top):
         return {name: 1.0 for name in weights}
-    return {name: max(weight / top, WEIGHT_FLOOR) for name, weight in weights.items()}
+    return {name: max(weight / top, floor) for name, weight in weights.items()}
 
 
 def candidate_weights(
