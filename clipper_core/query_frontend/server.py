@@ -186,8 +186,14 @@ class QueryFrontend:
         gateway = self.gateway = await start_gateway(store, settings, metrics)
         self._stack.push_async_callback(gateway.aclose)
 
+        policy_states = PolicyStates(store)
+
+        def app_removed(name: str) -> None:
+            metrics.remove_app(name)
+            policy_states.forget_app(name)
+
         registry = self.registry = Registry(
-            store, gateway, on_app_added=metrics.add_app, on_app_removed=metrics.remove_app
+            store, gateway, on_app_added=metrics.add_app, on_app_removed=app_removed
         )
         subscribed, loaded = asyncio.Event(), asyncio.Event()
         watch = KeyspaceWatch(store, REGISTRY_DBS)
@@ -203,7 +209,7 @@ class QueryFrontend:
         loaded.set()
 
         processor = self.processor = QueryProcessor(
-            registry, gateway, metrics, barrier, policy_states=PolicyStates(store)
+            registry, gateway, metrics, barrier, policy_states=policy_states
         )
         routes = QueryRoutes(
             QueryHandlers(
