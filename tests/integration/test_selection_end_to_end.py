@@ -174,3 +174,28 @@ def test_default_policy_app_answers_exactly_as_before(cluster: Cluster) -> None:
             200, expected, "text/plain")
     assert list(_app_info(cluster, "plain")) == [
         "input_type", "default_output", "latency_slo_micros", "name", "linked_models"]
+
+
+def test_ab_split_sends_traffic_by_fixed_weights_and_follows_a_change(cluster: Cluster) -> None:
+    cluster.start_management()
+    cluster.start_query()
+    cluster.admin("add_app", {"name": "canary", "input_type": "doubles", "default_output": "-1.0",
+                              "latency_slo_micros": 2_000_000, "selection_policy": "ab",
+                              "policy_weights": {"stable": 1.0, "canary": 0.0}})
+    for name, answer in (("stable", RIGHT), ("canary", WRONG)):
+        cluster.add_model(name, "1")
+        cluster.start_container(make_constant_model(answer), name, "1")
+    cluster.admin("add_model_links", {"app_name": "canary", "model_names": ["stable", "canary"]})
+    eventually(lambda: cluster.real_output("canary", [0.5]), what="the stable model answering")
+    assert {cluster.real_output("canary", [float(i)]) for i in range(20)} == {1.0}
+    cluster.admin("set_selection_policy", {"app_name": "canary", "selection_policy": "ab",
+                                           "policy_weights": {"stable": 1.0, "canary": 1.0}})
+
+    def both_served() -> set[object] | None:
+        seen = {cluster.real_output("canary", [100.0 + i]) for i in range(40)}
+        return seen if seen == {1.0, 2.0} else None
+
+    eventually(both_served, what="traffic on both models after the change")
+    # A policy that does not learn answers feedback as the original.
+    reply = _update(cluster, "canary", [0.5], 1.0)
+    assert reply.text == "Feedback received? 1"

@@ -21,6 +21,7 @@ from clipper_core.query_frontend.inputs import (
     parse_feedback,
     parse_json_object,
     parse_predict_inputs,
+    parse_uid,
     parse_version,
 )
 from clipper_core.rpc import InputType
@@ -400,3 +401,13 @@ def test_a_batch_over_the_input_limit_is_refused_before_any_input_is_parsed() ->
         parse_predict_inputs({"input": [1.0]}, InputType.DOUBLES)[0],
         parse_predict_inputs({"input": [2.0]}, InputType.DOUBLES)[0],
     ]
+
+
+def test_predict_uid_is_optional_and_must_be_an_int64() -> None:
+    """Ours: the user whose selection weights a learning policy uses (absent -> 0)."""
+    assert parse_uid({"input": [1.0]}) == 0
+    assert parse_uid({"uid": 42}) == 42
+    for bad, expected in ((1.5, "long"), ("7", "Number"), (2**63, "long")):
+        with pytest.raises(JsonInputError) as info:
+            parse_uid({"uid": bad})
+        assert expected in info.value.message
