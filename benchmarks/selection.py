@@ -468,8 +468,34 @@ def run(cfg: SelectionBenchConfig, out_dir: Path) -> dict[str, Any]:
             conn.stop_all()
     out_dir.mkdir(parents=True, exist_ok=True)
     results["plots"] = plot(results, out_dir)
-    (out_dir / "selection.json").write_text(json.dumps(results, indent=1))
+    (out_dir / "selection.json").write_text(_json_text(compact(results)))
     return results
+
+
+ROLLING_STEP = 10  # every this many rounds of the rolling curves go into the JSON (the plot has all)
+
+
+def _json_text(value: Any, indent: str = "") -> str:
+    """Indented JSON whose lists of numbers stay on one line (the curves would be thousands)."""
+    if isinstance(value, dict):
+        inner = indent + " "
+        items = [f"{inner}{json.dumps(k)}: {_json_text(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}" if items else "{}"
+    return json.dumps(value)
+
+
+def compact(results: dict[str, Any]) -> dict[str, Any]:
+    """The JSON's copy: rolling curves every ``ROLLING_STEP`` rounds, values rounded, lists on one line."""
+    out = json.loads(json.dumps(results))
+    fig8 = out["fig8"]
+    fig8["rolling_step"] = ROLLING_STEP
+    fig8["rolling_error"] = {
+        name: [round(v, 4) for v in curve[ROLLING_STEP - 1 :: ROLLING_STEP]]
+        for name, curve in fig8["rolling_error"].items()
+    }
+    for app in ("fig9-mitigated", "fig9-wait-all"):
+        out["fig9"][app]["latencies_ms"] = [round(v, 2) for v in out["fig9"][app]["latencies_ms"]]
+    return out
 
 
 def _cpus() -> int:
