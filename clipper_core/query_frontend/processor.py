@@ -422,7 +422,7 @@ class QueryProcessor:
         self._metrics.record_selection(app.name, tuple(m.name for m in models))
         if not models:
             reply = Reply(query_id, app.default_output, True, NO_CONNECTED_MODELS)
-            return self._with_ensemble(reply, policy, 0, 0)
+            return self._with_ensemble(reply, policy, 0.0, 0, 0)
         gateway = self._gateway
         outputs: dict[ModelId, bytes] = {}
         failures: list[tuple[ModelId, BaseException]] = []
@@ -469,14 +469,15 @@ class QueryProcessor:
         if policy.is_ensemble:
             is_low = combined.output is None and combined.explanation is not None
             self._metrics.record_ensemble(app.name, len(predictions), len(models), is_low)
-            reply = reply._replace(confidence=combined.confidence)
-        return self._with_ensemble(reply, policy, len(predictions), len(models))
+        return self._with_ensemble(reply, policy, combined.confidence, len(predictions), len(models))
 
     @staticmethod
-    def _with_ensemble(reply: Reply, policy: SelectionPolicy, answered: int, asked: int) -> Reply:
+    def _with_ensemble(
+        reply: Reply, policy: SelectionPolicy, confidence: float, answered: int, asked: int
+    ) -> Reply:
+        """An ensemble's reply carries its confidence and how many members answered (ours)."""
         if not policy.is_ensemble:
             return reply
-        confidence = reply.confidence if reply.confidence is not None else 0.0
         return reply._replace(confidence=confidence, members_answered=answered, members=asked)
 
     async def update(self, app: AppEntry, feedback: FeedbackRequest) -> bool:
