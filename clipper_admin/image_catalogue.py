@@ -19,6 +19,7 @@ here plus its deployer, runtime module and Dockerfile.
 | sum        | (no Dockerfile)                    | ``sum_container``       | --           |
 | r          | ``r-container`` (built on request) | ``r_container``         | --           |
 | frontends  | ``redis``, ``query_frontend``, ``management_frontend`` (no runtime module) | |
+| monitoring | ``prometheus`` (Debian's Prometheus scraping the query frontend; compose)  | |
 
 Runtime modules live in ``containers.python``.
 
@@ -105,6 +106,8 @@ CATALOGUE: Final[tuple[ImageEntry, ...]] = (
     ImageEntry("redis", "redis", dockerfile="RedisDockerfile", framework="Redis"),
     ImageEntry("query_frontend", "query_frontend", dockerfile="QueryFrontendDockerfile"),
     ImageEntry("management_frontend", "management_frontend", dockerfile="ManagementFrontendDockerfile"),
+    # docker-compose.yml's Prometheus (monitoring/prometheus/): built with the core images.
+    ImageEntry("prometheus", "prometheus", dockerfile="PrometheusDockerfile", framework="Prometheus"),
     ImageEntry(
         "closure",
         "python{py}-closure-container",

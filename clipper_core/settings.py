@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_CONTENT_S",
     "DEFAULT_TIMEOUT_REQUEST_S",
     "ENV_PREFIX",
+    "QUERY_FRONTEND_ADDRESS_ENV",
     "REDIS_PASSWORD_ENV",
     "FlagReader",
     "LoggingOptions",
@@ -41,6 +42,7 @@ __all__ = [
     "QuerySettings",
     "RedisOptions",
     "SettingsError",
+    "parse_address",
     "parse_host",
     "parse_log_level",
     "parse_port",
@@ -53,6 +55,8 @@ DEFAULT_REDIS_PORT: Final = 6379
 # Every listener binds the loopback unless the operator names an interface (0.0.0.0 for all).
 DEFAULT_HOST: Final = "127.0.0.1"
 ADMIN_TOKEN_ENV: Final = "CLIPPER_ADMIN_TOKEN"
+# Where the management frontend's dashboard reads the query frontend's /metrics (host:port).
+QUERY_FRONTEND_ADDRESS_ENV: Final = "CLIPPER_QUERY_FRONTEND_ADDRESS"
 DEFAULT_MANAGEMENT_PORT: Final = 1338
 DEFAULT_QUERY_PORT: Final = 1337
 DEFAULT_RPC_SERVICE_PORT: Final = 7000
@@ -113,6 +117,14 @@ def parse_host(text: str) -> str:
     return host
 
 
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for an IPv6 literal) -> (host, port)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host:
+        raise SettingsError(f"{text!r} is not host:port")
+    return parse_host(host.removeprefix("[").removesuffix("]")), parse_port(port)
+
+
 def parse_log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in logging.getLevelNamesMapping():
@@ -122,6 +134,10 @@ def parse_log_level(text: str) -> str:
 
 def _parse_str(text: str) -> str:
     return text
+
+
+def _parse_optional_address(text: str) -> tuple[str, int] | None:
+    return parse_address(text) if text.strip() else None
 
 
 def _parse_int(text: str) -> int:
@@ -333,6 +349,9 @@ class ManagementSettings:
     logging: LoggingOptions = LoggingOptions()
     # When set, every /admin/* request but /admin/ping needs ``Authorization: Bearer <token>``.
     admin_token: str | None = None
+    # The query frontend whose /metrics the dashboard samples; None: the dashboard shows the
+    # cluster's state from Redis only.
+    query_frontend: tuple[str, int] | None = None
 
     @classmethod
     def parse(cls, argv: Sequence[str], environ: Mapping[str, str]) -> ManagementSettings:
@@ -357,13 +376,22 @@ class ManagementSettings:
             "environment to keep it out of `ps`",
             env=ADMIN_TOKEN_ENV,
         )
+        flags.add(
+            "query_frontend_address",
+            _parse_optional_address,
+            None,
+            "host:port of the query frontend whose /metrics the dashboard (/dashboard) samples",
+            env=QUERY_FRONTEND_ADDRESS_ENV,
+        )
         flags.parse_args(argv)
+        query_frontend = flags.value("query_frontend_address")
         return cls(
             redis=RedisOptions.resolve(flags),
             host=flags.str_value("host"),
             port=flags.int_value("port"),
             logging=LoggingOptions.resolve(flags),
             admin_token=flags.optional_str_value("admin_token"),
+            query_frontend=query_frontend if isinstance(query_frontend, tuple) else None,
         )
 
 

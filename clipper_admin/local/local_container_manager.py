@@ -235,8 +235,10 @@ class LocalContainerManager(ContainerManager):
             redis_args = ["--redis_ip", redis_ip, "--redis_port", str(redis_port), "--host", self.host]
             redis_env = {} if password is None else {REDIS_PASSWORD_ENV: password}
             token_env = {} if self.admin_token is None else {ADMIN_TOKEN_ENV: self.admin_token}
+            # The dashboard (/dashboard) samples the query frontend's /metrics.
             launches[_MANAGEMENT] = self._python_launch(
-                ["-m", "clipper_core.management_frontend", *redis_args, "--port", str(management_port)],
+                ["-m", "clipper_core.management_frontend", *redis_args, "--port", str(management_port),
+                 "--query_frontend_address", f"{self.host}:{query_port}"],
                 {**redis_env, **token_env},
             )
             if not self.secure_rpc:

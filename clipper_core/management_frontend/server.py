@@ -11,6 +11,7 @@ from aiohttp import web
 
 from clipper_core.http import DEFAULT_MAX_BODY_BYTES, create_app
 from clipper_core.management_frontend.auth import bearer_token_middleware
+from clipper_core.management_frontend.dashboard import DASHBOARD_PATH, MetricsSampler, add_dashboard
 from clipper_core.management_frontend.handlers import PING_PATH, SERVICE_KEY, add_routes
 from clipper_core.management_frontend.operations import ManagementService
 from clipper_core.settings import ManagementSettings, RedisOptions
@@ -25,14 +26,21 @@ SHUTDOWN_TIMEOUT_S: Final = 5.0
 
 
 def build_app(
-    redis: RedisOptions, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, admin_token: str | None = None
+    redis: RedisOptions,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    admin_token: str | None = None,
+    query_frontend: tuple[str, int] | None = None,
 ) -> web.Application:
     """The aiohttp application; it connects to Redis on startup (retrying until Redis answers).
 
-    With ``admin_token``, /admin/* (but /admin/ping) needs ``Authorization: Bearer <token>``.
+    With ``admin_token``, /admin/* (but /admin/ping) and /dashboard need the token (see ``auth``).
+    With ``query_frontend`` (host, port), the dashboard samples that frontend's /metrics.
     """
     middlewares = (
-        [] if admin_token is None else [bearer_token_middleware(admin_token, frozenset({PING_PATH}))]
+        []
+        if admin_token is None
+        else [bearer_token_middleware(admin_token, frozenset({PING_PATH}), browser_prefix=DASHBOARD_PATH)]
     )
     app = create_app(max_body_bytes=max_body_bytes, middlewares=middlewares)
 
@@ -47,6 +55,8 @@ def build_app(
 
     app.cleanup_ctx.append(state_store)
     add_routes(app)
+    sampler = MetricsSampler(*query_frontend) if query_frontend is not None else None
+    add_dashboard(app, lambda: app[STORE_KEY], sampler)
     return app
 
 
@@ -55,19 +65,23 @@ async def serve(settings: ManagementSettings, started: asyncio.Event | None = No
 
     Redis comes first, so ``GET /admin/ping`` answering means the API is usable.
     """
-    app = build_app(settings.redis, admin_token=settings.admin_token)
+    app = build_app(
+        settings.redis, admin_token=settings.admin_token, query_frontend=settings.query_frontend
+    )
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         logger.info(
-            "Management frontend listening on %s:%d (Redis %s:%d; %s)",
+            "Management frontend listening on %s:%d (Redis %s:%d; %s); dashboard at %s%s",
             settings.host,
             settings.port,
             settings.redis.ip,
             settings.redis.port,
             "bearer token required" if settings.admin_token else "no admin token",
+            DASHBOARD_PATH,
+            "" if settings.query_frontend else " (no --query_frontend_address: no metrics)",
         )
         if started is not None:
             started.set()
