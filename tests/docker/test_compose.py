@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import docker
 import pytest
 import requests
 
-from tests.helpers import REPO_ROOT, free_port
+from tests.helpers import PYTHON, REPO_ROOT, free_port, stop_process
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -37,7 +40,7 @@ def test_default_compose_file_is_valid_and_publishes_the_documented_ports() -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
     result = run_compose(["config"], env)
     assert result.returncode == 0, result.stderr
-    for port in ("1337", "1338", "7000", "6379"):
+    for port in ("1337", "1338", "7000", "6379", "9090"):
         # Published on the loopback only unless CLIPPER_PUBLISH_HOST says otherwise (issue 11.5).
         assert f"127.0.0.1:{port}:{port}/tcp" in result.stdout
 
@@ -52,6 +55,8 @@ def compose_cluster(docker_client: docker.DockerClient) -> Iterator[dict[str, st
         CLIPPER_MANAGEMENT_PORT=str(free_port()),
         CLIPPER_RPC_PORT=str(free_port()),
         CLIPPER_REDIS_PORT=str(free_port()),
+        CLIPPER_PROMETHEUS_PORT=str(free_port()),
+        CLIPPER_PROMETHEUS_SCRAPE_INTERVAL="1s",
     )
     files = ["-p", project, "-f", "docker-compose.yml", "-f", "docker-compose.host.yml"]
     up = run_compose([*files, "up", "-d", "--no-build"], env)
@@ -105,3 +110,114 @@ def test_host_network_compose_cluster_serves(
     body = reply.json()
     assert body["default"] is True
     assert body["output"] == "DEFAULT"
+
+
+# -- Prometheus and the Grafana dashboard (issue 18.5) --------------------------------------------
+
+GRAFANA_DASHBOARD = REPO_ROOT / "monitoring" / "grafana" / "clipper.json"
+# What Grafana substitutes before it sends a panel's query: a range wide enough for the test's
+# traffic, and "All" for the app and model variables.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$app": ".*", "$model": ".*"}
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads(GRAFANA_DASHBOARD.read_text(encoding="utf-8"))
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    assert len(expressions) >= 10
+    return expressions
+
+
+def grafana_substituted(expression: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expression = expression.replace(variable, value)
+    assert "$" not in expression, expression
+    return expression
+
+
+def wait_for(probe: Callable[[], object], what: str, timeout_s: float = HEALTHY_DEADLINE_S) -> object:
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout_s} s; last: {last!r}")
+
+
+def test_prometheus_scrapes_the_query_frontend_and_every_dashboard_query_has_data(
+    compose_cluster: dict[str, str], subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    admin = f"http://127.0.0.1:{compose_cluster['CLIPPER_MANAGEMENT_PORT']}"
+    query = f"http://127.0.0.1:{compose_cluster['CLIPPER_QUERY_PORT']}"
+    prometheus = f"http://127.0.0.1:{compose_cluster['CLIPPER_PROMETHEUS_PORT']}"
+    wait_for(lambda: requests.get(f"{admin}/admin/ping", timeout=2).text == "PONG", "management frontend")
+    wait_for(lambda: requests.get(f"{query}/healthz", timeout=2).ok, "query frontend")
+
+    def admin_post(endpoint: str, body: dict[str, object]) -> None:
+        reply = requests.post(f"{admin}/admin/{endpoint}", json=body, timeout=10)
+        assert reply.status_code == 200, (endpoint, reply.text)
+
+    # One app served by a model (a no-op replica on the host, connected to the RPC port) and one
+    # without a model, whose queries are all SLO misses answered with the default output.
+    for app in ("served", "unserved"):
+        admin_post("add_app", {"name": app, "input_type": "doubles", "default_output": "-1",
+                               "latency_slo_micros": 5_000_000})
+    admin_post("add_model", {"model_name": "noop", "model_version": "1", "labels": [],
+                             "input_type": "doubles", "container_name": "noop",
+                             "model_data_path": "/tmp/none", "batch_size": -1})
+    admin_post("add_model_links", {"app_name": "served", "model_names": ["noop"]})
+    log = (tmp_path / "noop.log").open("wb")
+    replica = subprocess.Popen(
+        [PYTHON, "-m", "containers.python.noop_container"],
+        env={**subprocess_env, "CLIPPER_MODEL_NAME": "noop", "CLIPPER_MODEL_VERSION": "1",
+             "CLIPPER_IP": "127.0.0.1", "CLIPPER_PORT": compose_cluster["CLIPPER_RPC_PORT"],
+             "CLIPPER_INPUT_TYPE": "doubles"},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        def served() -> bool:
+            reply = requests.post(f"{query}/served/predict", json={"input": [1.0]}, timeout=10)
+            return reply.ok and not reply.json()["default"]
+
+        wait_for(served, "the no-op replica answering")
+        for i in range(60):  # repeated inputs: cache hits
+            requests.post(f"{query}/served/predict", json={"input": [float(i % 10)]}, timeout=10)
+            requests.post(f"{query}/unserved/predict", json={"input": [float(i)]}, timeout=10)
+
+        scrape_url_end = f":{compose_cluster['CLIPPER_QUERY_PORT']}/metrics"
+
+        def target_up() -> list[dict[str, object]]:
+            targets = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]
+            return [t for t in targets["activeTargets"]
+                    if t["health"] == "up" and t["scrapeUrl"].endswith(scrape_url_end)]
+
+        assert wait_for(target_up, "Prometheus scraping the query frontend (target up)")
+
+        def values(expression: str) -> list[float]:
+            reply = requests.get(f"{prometheus}/api/v1/query", params={"query": expression}, timeout=5)
+            assert reply.status_code == 200, (expression, reply.text)
+            return [float(r["value"][1]) for r in reply.json()["data"]["result"]]
+
+        missing: list[str] = []
+        for expression in map(grafana_substituted, dashboard_expressions()):
+            # Two scrapes after the traffic are needed for a rate: poll.
+            try:
+                found = wait_for(lambda e=expression: [v for v in values(e) if math.isfinite(v)],
+                                 f"data for {expression}", timeout_s=30)
+            except AssertionError:
+                missing.append(expression)
+                continue
+            assert found
+        assert missing == [], missing
+        # The numbers are the frontend's: the SLO misses are the unserved app's queries.
+        misses = values('sum by (app) (clipper_app_default_predictions_total{app="unserved"})')
+        assert misses == [60.0]
+    finally:
+        stop_process(replica)
+        log.close()

@@ -48,7 +48,9 @@ function sparkline(field, times, values) {
   svg.setAttribute("data-points", String(points.length));
   if (points.length) {
     const t0 = Math.min(...points.map(p => p[0])), t1 = Math.max(...points.map(p => p[0]));
-    const top = Math.max(...points.map(p => p[1])) || 1;
+    const peak = Math.max(...points.map(p => p[1]));
+    const top = peak || 1;
+    svg.setAttribute("data-max", String(peak));
     const x = t => pad + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * (width - 2 * pad);
     const y = v => height - pad - (v / top) * (height - 2 * pad - 8);
     const line = document.createElementNS(SVG_NS, "polyline");
@@ -57,7 +59,7 @@ function sparkline(field, times, values) {
     const label = document.createElementNS(SVG_NS, "text");
     label.setAttribute("x", "2");
     label.setAttribute("y", "8");
-    label.textContent = "max " + fmt(top);
+    label.textContent = "max " + fmt(peak);
     svg.append(label);
   }
   return el("td", {}, [svg]);
@@ -97,6 +99,7 @@ function modelRows(model, metrics) {
       num("predictions", total.predictions ?? null),
       num("throughput", win.throughput ?? null),
       pair("latency_window", win.p50_ms ?? null, win.p99_ms ?? null),
+      pair("latency_total", total.p50_ms ?? null, total.p99_ms ?? null),
       num("cache_hit_ratio", total.cache_hit_ratio ?? null,
           total.cache_lookups === undefined ? "\u2014"
             : `${pct(total.cache_hit_ratio)} of ${fmt(total.cache_lookups)}`),
