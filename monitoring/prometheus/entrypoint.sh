@@ -2,7 +2,7 @@
 # clipper/prometheus: write the scrape configuration from the environment, then run Prometheus
 # (Debian's package) on PROMETHEUS_LISTEN, the loopback by default. Extra arguments are passed on.
 set -eu
-config=/var/lib/prometheus/prometheus.yml
+config=/etc/clipper/prometheus/prometheus.yml
 sed -e "s|@QUERY_TARGET@|${CLIPPER_QUERY_TARGET}|" \
     -e "s|@SCRAPE_INTERVAL@|${PROMETHEUS_SCRAPE_INTERVAL}|" \
     /etc/clipper/prometheus.yml.in > "$config"

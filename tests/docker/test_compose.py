@@ -186,9 +186,6 @@ def test_prometheus_scrapes_the_query_frontend_and_every_dashboard_query_has_dat
             return reply.ok and not reply.json()["default"]
 
         wait_for(served, "the no-op replica answering")
-        for i in range(60):  # repeated inputs: cache hits
-            requests.post(f"{query}/served/predict", json={"input": [float(i % 10)]}, timeout=10)
-            requests.post(f"{query}/unserved/predict", json={"input": [float(i)]}, timeout=10)
 
         scrape_url_end = f":{compose_cluster['CLIPPER_QUERY_PORT']}/metrics"
 
@@ -198,6 +195,11 @@ def test_prometheus_scrapes_the_query_frontend_and_every_dashboard_query_has_dat
                     if t["health"] == "up" and t["scrapeUrl"].endswith(scrape_url_end)]
 
         assert wait_for(target_up, "Prometheus scraping the query frontend (target up)")
+        # Traffic across several scrapes (1 s apart), so that every rate sees an increase.
+        for i in range(60):  # repeated inputs: cache hits
+            requests.post(f"{query}/served/predict", json={"input": [float(i % 10)]}, timeout=10)
+            requests.post(f"{query}/unserved/predict", json={"input": [float(i)]}, timeout=10)
+            time.sleep(0.05)
 
         def values(expression: str) -> list[float]:
             reply = requests.get(f"{prometheus}/api/v1/query", params={"query": expression}, timeout=5)
@@ -216,8 +218,16 @@ def test_prometheus_scrapes_the_query_frontend_and_every_dashboard_query_has_dat
             assert found
         assert missing == [], missing
         # The numbers are the frontend's: the SLO misses are the unserved app's queries.
-        misses = values('sum by (app) (clipper_app_default_predictions_total{app="unserved"})')
-        assert misses == [60.0]
+        misses = 'clipper_app_default_predictions_total{app="unserved"}'
+        wait_for(lambda: values(misses) == [60.0], "all 60 SLO misses scraped", timeout_s=30)
+
+        # The management frontend's dashboard samples the same frontend (issue 18.3).
+        def dashboard_counts() -> bool:
+            body = requests.get(f"{admin}/dashboard/api/metrics", timeout=5).json()
+            app = body["apps"].get("unserved")
+            return bool(body["query_frontend"]["reachable"] and app and app["total"]["slo_misses"] == 60)
+
+        wait_for(dashboard_counts, "the dashboard showing the SLO misses", timeout_s=30)
     finally:
         stop_process(replica)
         log.close()
