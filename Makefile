@@ -5,7 +5,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install install-system install-python test lint quickstart bench bench-smoke bench-selection install-bench docker-images test-docker test-faults clean \
 	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s \
-	install-frameworks test-frameworks docker-framework-images test-frameworks-docker
+	install-frameworks test-frameworks docker-framework-images test-frameworks-docker \
+	install-ui test-ui
 
 install: install-system install-python
 
@@ -176,3 +177,15 @@ test-frameworks-docker: install-frameworks docker-images docker-framework-images
 	  $(FRAMEWORKS_VENV)/bin/python -m pytest -m 'frameworks and docker' tests/frameworks/test_docker_frameworks.py -k $$fw $(PYTEST_ARGS); \
 	done
 	$(MXNET_VENV)/bin/python -m pytest -m 'frameworks and docker and mxnet' tests/frameworks/test_mxnet.py $(PYTEST_ARGS)
+
+# The dashboard in a real browser (issue 18.3): Debian's chromium, driven by playwright from PyPI.
+# `playwright install` is never run: the test launches /usr/bin/chromium itself.
+install-ui: install
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the dashboard's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; }
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test,ui]'
+
+test-ui: install-ui
+	$(PYTHON) -m pytest -m ui tests/ui $(PYTEST_ARGS)
