@@ -27,14 +27,18 @@ TOKEN = "dash-secret"
 class Frontend:
     metrics: FrontendMetrics
     port: int
+    garbage: bool = False
 
 
 @pytest.fixture
 async def frontend() -> AsyncIterator[Frontend]:
     """A query frontend's /metrics and /healthz, rendered by the query frontend's own code."""
     metrics = FrontendMetrics()
+    frontend = Frontend(metrics, 0)
 
     async def scrape(request: web.Request) -> web.Response:
+        if frontend.garbage:
+            return web.Response(text='clipper_app_requests_total{app="a" 1\n{{{')
         body, content_type = metrics.render_prometheus()
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
@@ -49,7 +53,8 @@ async def frontend() -> AsyncIterator[Frontend]:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield Frontend(metrics, int(server.port))  # type: ignore[arg-type]
+        frontend.port = int(server.port)  # type: ignore[arg-type]
+        yield frontend
     finally:
         await server.close()
 
@@ -143,6 +148,24 @@ async def test_an_unreachable_query_frontend_leaves_the_cluster_view(make_client
     assert isinstance(body, dict)
     assert body["query_frontend"]["reachable"] is False and body["apps"] == {}
     assert (await client.get("/dashboard/api/cluster")).status == 200
+
+
+async def test_a_bad_scrape_is_reported_and_sampling_goes_on(
+    make_client: ClientFactory, frontend: Frontend
+) -> None:
+    frontend.garbage = True
+    client = await make_client(frontend.port)
+
+    async def status(reachable: bool) -> dict[str, object] | None:
+        body = await (await client.get("/dashboard/api/metrics")).json()
+        front = body["query_frontend"]
+        return front if front["reachable"] is reachable and front["checked_at_s"] is not None else None
+
+    failed = await until(lambda: status(False))
+    assert isinstance(failed, dict) and failed["error"]
+    frontend.garbage = False
+    frontend.metrics.record_app_query("a", 0.001, is_default=False)
+    await until(lambda: status(True))
 
 
 async def test_page_static_files_and_bad_queries(make_client: ClientFactory) -> None:

@@ -96,6 +96,7 @@ class DashboardService:
             "reachable": status.reachable,
             "health": status.health,
             "error": status.error,
+            "checked_at_s": status.checked_at_s,
             "interval_s": self.sampler.interval_s,
             "horizon_s": self.sampler.horizon_s,
         }

@@ -73,7 +73,8 @@ class MetricsSampler:
             scrape = parse_scrape(text, time.monotonic(), time.time())
             async with session.get(f"{self._base}/healthz") as response:
                 health = (await response.json(content_type=None)).get("status")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        # ValueError, KeyError: not the exposition format, or a family without its label.
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if was_reachable or self.status.error is None:
                 logger.warning("Query frontend %s: /metrics unreadable (%s)", self._base, error)
