@@ -136,8 +136,11 @@ def _parse_str(text: str) -> str:
     return text
 
 
-def _parse_optional_address(text: str) -> tuple[str, int] | None:
-    return parse_address(text) if text.strip() else None
+_NO_ADDRESSES: tuple[tuple[str, int], ...] = ()
+
+
+def _parse_addresses(text: str) -> tuple[tuple[str, int], ...]:
+    return tuple(parse_address(part) for part in text.split(",") if part.strip())
 
 
 def _parse_int(text: str) -> int:
@@ -349,9 +352,9 @@ class ManagementSettings:
     logging: LoggingOptions = LoggingOptions()
     # When set, every /admin/* request but /admin/ping needs ``Authorization: Bearer <token>``.
     admin_token: str | None = None
-    # The query frontend whose /metrics the dashboard samples; None: the dashboard shows the
-    # cluster's state from Redis only.
-    query_frontend: tuple[str, int] | None = None
+    # The query frontends whose /metrics the dashboard samples (each on an address only it
+    # serves); none: the dashboard shows the cluster's state from Redis only.
+    query_frontends: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def parse(cls, argv: Sequence[str], environ: Mapping[str, str]) -> ManagementSettings:
@@ -378,20 +381,21 @@ class ManagementSettings:
         )
         flags.add(
             "query_frontend_address",
-            _parse_optional_address,
-            None,
-            "host:port of the query frontend whose /metrics the dashboard (/dashboard) samples",
+            _parse_addresses,
+            _NO_ADDRESSES,
+            "host:port of the query frontend whose /metrics the dashboard (/dashboard) samples; "
+            "several, comma-separated, are summed (each must be an address only that frontend serves)",
             env=QUERY_FRONTEND_ADDRESS_ENV,
         )
         flags.parse_args(argv)
-        query_frontend = flags.value("query_frontend_address")
+        query_frontends = flags.value("query_frontend_address")
         return cls(
             redis=RedisOptions.resolve(flags),
             host=flags.str_value("host"),
             port=flags.int_value("port"),
             logging=LoggingOptions.resolve(flags),
             admin_token=flags.optional_str_value("admin_token"),
-            query_frontend=query_frontend if isinstance(query_frontend, tuple) else None,
+            query_frontends=query_frontends if isinstance(query_frontends, tuple) else (),
         )
 
 

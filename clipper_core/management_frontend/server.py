@@ -30,12 +30,12 @@ def build_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     admin_token: str | None = None,
-    query_frontend: tuple[str, int] | None = None,
+    query_frontends: tuple[tuple[str, int], ...] = (),
 ) -> web.Application:
     """The aiohttp application; it connects to Redis on startup (retrying until Redis answers).
 
     With ``admin_token``, /admin/* (but /admin/ping) and /dashboard need the token (see ``auth``).
-    With ``query_frontend`` (host, port), the dashboard samples that frontend's /metrics.
+    With ``query_frontends`` ((host, port) each), the dashboard samples their /metrics.
     """
     middlewares = (
         []
@@ -55,7 +55,7 @@ def build_app(
 
     app.cleanup_ctx.append(state_store)
     add_routes(app)
-    sampler = MetricsSampler(*query_frontend) if query_frontend is not None else None
+    sampler = MetricsSampler(query_frontends) if query_frontends else None
     add_dashboard(app, lambda: app[STORE_KEY], sampler)
     return app
 
@@ -66,7 +66,7 @@ async def serve(settings: ManagementSettings, started: asyncio.Event | None = No
     Redis comes first, so ``GET /admin/ping`` answering means the API is usable.
     """
     app = build_app(
-        settings.redis, admin_token=settings.admin_token, query_frontend=settings.query_frontend
+        settings.redis, admin_token=settings.admin_token, query_frontends=settings.query_frontends
     )
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
@@ -81,7 +81,7 @@ async def serve(settings: ManagementSettings, started: asyncio.Event | None = No
             settings.redis.port,
             "bearer token required" if settings.admin_token else "no admin token",
             DASHBOARD_PATH,
-            "" if settings.query_frontend else " (no --query_frontend_address: no metrics)",
+            "" if settings.query_frontends else " (no --query_frontend_address: no metrics)",
         )
         if started is not None:
             started.set()

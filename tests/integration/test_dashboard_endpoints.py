@@ -66,11 +66,12 @@ ClientFactory = Callable[..., Awaitable[TestClient]]
 async def make_client(redis_clean: RedisServer) -> AsyncIterator[ClientFactory]:
     clients: list[TestClient] = []
 
-    async def make(query_port: int | None, admin_token: str | None = None) -> TestClient:
+    async def make(query_port: int | None, admin_token: str | None = None, *more_ports: int) -> TestClient:
+        ports = () if query_port is None else (query_port, *more_ports)
         app = build_app(
             RedisOptions(redis_clean.host, redis_clean.port),
             admin_token=admin_token,
-            query_frontend=None if query_port is None else ("127.0.0.1", query_port),
+            query_frontends=tuple(("127.0.0.1", port) for port in ports),
         )
         client = TestClient(TestServer(app))
         await client.start_server()
@@ -148,6 +149,25 @@ async def test_an_unreachable_query_frontend_leaves_the_cluster_view(make_client
     assert isinstance(body, dict)
     assert body["query_frontend"]["reachable"] is False and body["apps"] == {}
     assert (await client.get("/dashboard/api/cluster")).status == 200
+
+
+async def test_a_round_missing_one_of_several_frontends_is_not_recorded(
+    make_client: ClientFactory, frontend: Frontend
+) -> None:
+    frontend.metrics.record_app_query("a", 0.001, is_default=False)
+    client = await make_client(frontend.port, None, free_port())
+
+    async def checked() -> dict[str, object] | None:
+        body = await (await client.get("/dashboard/api/metrics")).json()
+        frontends = body["query_frontend"]["frontends"]
+        return body if all(f["error"] or f["reachable"] for f in frontends) else None
+
+    body = await until(checked)
+    assert isinstance(body, dict)
+    assert [f["reachable"] for f in body["query_frontend"]["frontends"]] == [True, False]
+    assert body["query_frontend"]["reachable"] is False
+    # Half the cluster's counters would look like a counter reset: nothing is recorded.
+    assert body["apps"] == {} and body["sampled_at"] is None
 
 
 async def test_a_bad_scrape_is_reported_and_sampling_goes_on(

@@ -11,7 +11,12 @@ from clipper_core.management_frontend.auth import dashboard_cookie_value
 from clipper_core.management_frontend.dashboard.cluster import cluster_json
 from clipper_core.management_frontend.dashboard.digest import digest, histogram_quantile
 from clipper_core.management_frontend.dashboard.routes import parse_metrics_query
-from clipper_core.management_frontend.dashboard.scrape import DASHBOARD_FAMILIES, Histogram, parse_scrape
+from clipper_core.management_frontend.dashboard.scrape import (
+    DASHBOARD_FAMILIES,
+    Histogram,
+    merge_scrapes,
+    parse_scrape,
+)
 from clipper_core.query_frontend.metrics import FAMILIES, FrontendMetrics
 from clipper_core.settings import ManagementSettings
 from clipper_core.state import AppInfo, ContainerInfo, InputType, ModelInfo
@@ -93,6 +98,20 @@ def test_digest_counts_a_restarted_frontend_from_zero() -> None:
     assert window["qps"] == pytest.approx(1.0)  # 4 queries since the restart, not -100
 
 
+def test_scrapes_of_several_frontends_are_summed() -> None:
+    one, two = _metrics(), _metrics()
+    two.record_app_query("a", 0.002, is_default=False)
+    two.record_app_query("b", 0.002, is_default=True)
+    merged = merge_scrapes([
+        parse_scrape(m.render_prometheus()[0].decode(), at_s=1.0, wall_s=1.0) for m in (one, two)
+    ])
+    assert (merged.apps["a"].requests, merged.apps["a"].defaults) == (9, 2)
+    assert merged.apps["a"].latency.cumulative[-1] == 9 and merged.apps["b"].requests == 1
+    model = merged.models["m:1"]
+    assert (model.predictions, model.cache_hits, model.queue_length) == (6, 2, 6)
+    assert (model.batch_size.sum, model.batch_size.count) == (6, 4)
+
+
 def test_digest_of_nothing_and_of_one_scrape() -> None:
     assert digest([], 60.0)["apps"] == {}
     only = parse_scrape(_metrics().render_prometheus()[0].decode(), at_s=0.0, wall_s=0.0)
@@ -134,10 +153,10 @@ def test_dashboard_cookie_is_not_the_token() -> None:
 
 
 def test_query_frontend_address_setting() -> None:
-    assert ManagementSettings.parse([], {}).query_frontend is None
+    assert ManagementSettings.parse([], {}).query_frontends == ()
     settings = ManagementSettings.parse(["--query_frontend_address", "127.0.0.1:1337"], {})
-    assert settings.query_frontend == ("127.0.0.1", 1337)
-    env = {"CLIPPER_QUERY_FRONTEND_ADDRESS": "[::1]:9"}
-    assert ManagementSettings.parse([], env).query_frontend == ("::1", 9)
+    assert settings.query_frontends == (("127.0.0.1", 1337),)
+    env = {"CLIPPER_QUERY_FRONTEND_ADDRESS": "[::1]:9, localhost:10"}
+    assert ManagementSettings.parse([], env).query_frontends == (("::1", 9), ("localhost", 10))
     with pytest.raises(SystemExit):
         ManagementSettings.parse(["--query_frontend_address", "nohost"], {})

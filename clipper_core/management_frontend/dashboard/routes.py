@@ -87,16 +87,23 @@ class DashboardService:
         self.sampler = sampler
 
     def _frontend(self) -> Json:
+        """A summary over the query frontends (reachable: all of them) and one entry each."""
         if self.sampler is None:
             return {"configured": False}
-        status = self.sampler.status
+        statuses = self.sampler.statuses
+        healths = {status.health for status in statuses}
+        checked = [status.checked_at_s for status in statuses if status.checked_at_s is not None]
         return {
             "configured": True,
-            "address": status.address,
-            "reachable": status.reachable,
-            "health": status.health,
-            "error": status.error,
-            "checked_at_s": status.checked_at_s,
+            "address": ", ".join(status.address for status in statuses),
+            "reachable": all(status.reachable for status in statuses),
+            "health": healths.pop() if len(healths) == 1 else "mixed",
+            "error": next((f"{s.address}: {s.error}" for s in statuses if s.error), None),
+            "checked_at_s": min(checked) if len(checked) == len(statuses) else None,
+            "frontends": [
+                {"address": s.address, "reachable": s.reachable, "health": s.health, "error": s.error}
+                for s in statuses
+            ],
             "interval_s": self.sampler.interval_s,
             "horizon_s": self.sampler.horizon_s,
         }

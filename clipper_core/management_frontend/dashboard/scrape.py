@@ -29,6 +29,7 @@ __all__ = [
     "Histogram",
     "ModelCounters",
     "Scrape",
+    "merge_scrapes",
     "parse_scrape",
 ]
 
@@ -170,3 +171,53 @@ def parse_scrape(text: str, at_s: float, wall_s: float) -> Scrape:
     for name, histogram in _histograms(by_family.get(MODEL_LATENCY, []), "model").items():
         model(name).latency = histogram
     return Scrape(at_s, wall_s, apps, models)
+
+
+def _merge_histograms(a: Histogram, b: Histogram) -> Histogram:
+    if not a.bounds:
+        return b
+    if not b.bounds:
+        return a
+    if a.bounds != b.bounds:  # frontends of different versions: keep the first one's buckets
+        return a
+    return Histogram(
+        a.bounds,
+        tuple(x + y for x, y in zip(a.cumulative, b.cumulative, strict=True)),
+        a.sum + b.sum,
+        a.count + b.count,
+    )
+
+
+def merge_scrapes(scrapes: list[Scrape]) -> Scrape:
+    """Several frontends' scrapes of one round as one: counters, gauges and buckets summed."""
+    first = scrapes[0]
+    if len(scrapes) == 1:
+        return first
+    apps: dict[str, AppCounters] = {}
+    models: dict[str, ModelCounters] = {}
+    for scrape in scrapes:
+        for name, app in scrape.apps.items():
+            into = apps.get(name)
+            if into is None:
+                apps[name] = AppCounters(app.requests, app.defaults, app.latency)
+                continue
+            into.requests += app.requests
+            into.defaults += app.defaults
+            into.latency = _merge_histograms(into.latency, app.latency)
+        for label, model in scrape.models.items():
+            target = models.get(label)
+            if target is None:
+                models[label] = ModelCounters(
+                    model.predictions, model.cache_hits, model.cache_misses, model.cache_coalesced,
+                    model.queue_length, model.inflight_batches, model.batch_size, model.latency,
+                )
+                continue
+            target.predictions += model.predictions
+            target.cache_hits += model.cache_hits
+            target.cache_misses += model.cache_misses
+            target.cache_coalesced += model.cache_coalesced
+            target.queue_length += model.queue_length
+            target.inflight_batches += model.inflight_batches
+            target.batch_size = _merge_histograms(target.batch_size, model.batch_size)
+            target.latency = _merge_histograms(target.latency, model.latency)
+    return Scrape(first.at_s, first.wall_s, apps, models)

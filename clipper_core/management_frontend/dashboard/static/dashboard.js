@@ -120,12 +120,16 @@ function showFrontend(frontend) {
   if (!frontend.configured) {
     badge.className = "badge idle";
     badge.textContent = "no query frontend address: metrics off";
-  } else if (frontend.reachable) {
+    return;
+  }
+  const label = frontend.frontends.length > 1 ? "query frontends" : "query frontend";
+  if (frontend.reachable) {
     badge.className = "badge " + (frontend.health === "ok" ? "ok" : "down");
-    badge.textContent = `query frontend ${frontend.address}: ${frontend.health}`;
+    badge.textContent = `${label} ${frontend.address}: ${frontend.health}`;
   } else {
+    const up = frontend.frontends.filter(f => f.reachable).length;
     badge.className = "badge unreachable";
-    badge.textContent = `query frontend ${frontend.address}: unreachable (${frontend.error})`;
+    badge.textContent = `${label}: ${up}/${frontend.frontends.length} reachable (${frontend.error})`;
   }
 }
 
