@@ -37,6 +37,9 @@ function pair(field, a, b) {
                    "data-p99": b === null ? "" : b}, [fmt(a) + " / " + fmt(b)]);
 }
 
+// Every plot shares one time axis: from the oldest sample shown to the latest.
+let timeDomain = [0, 0];
+
 function sparkline(field, times, values) {
   const width = 120, height = 28, pad = 2;
   const svg = document.createElementNS(SVG_NS, "svg");
@@ -47,7 +50,7 @@ function sparkline(field, times, values) {
   (values || []).forEach((v, i) => { if (v !== null && v !== undefined) points.push([times[i], v]); });
   svg.setAttribute("data-points", String(points.length));
   if (points.length) {
-    const t0 = Math.min(...points.map(p => p[0])), t1 = Math.max(...points.map(p => p[0]));
+    const [t0, t1] = timeDomain;
     const peak = Math.max(...points.map(p => p[1]));
     const top = peak || 1;
     svg.setAttribute("data-max", String(peak));
@@ -56,6 +59,13 @@ function sparkline(field, times, values) {
     const line = document.createElementNS(SVG_NS, "polyline");
     line.setAttribute("points", points.map(p => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "));
     svg.append(line);
+    if (points.length === 1) {  // a lone point draws no line: a dot
+      const dot = document.createElementNS(SVG_NS, "circle");
+      dot.setAttribute("cx", x(points[0][0]).toFixed(1));
+      dot.setAttribute("cy", y(points[0][1]).toFixed(1));
+      dot.setAttribute("r", "2");
+      svg.append(dot);
+    }
     const label = document.createElementNS(SVG_NS, "text");
     label.setAttribute("x", "2");
     label.setAttribute("y", "8");
@@ -143,6 +153,9 @@ async function refresh() {
   const [state, metrics] = await Promise.all([getJson("/dashboard/api/cluster"),
                                               getJson("/dashboard/api/metrics")]);
   showFrontend(state.query_frontend);
+  const times = [...Object.values(metrics.apps), ...Object.values(metrics.models)]
+    .flatMap(entry => entry.series.t);
+  timeDomain = times.length ? [Math.min(...times), Math.max(...times)] : [0, 0];
   const cluster = state.cluster;
   document.querySelector("#apps tbody").replaceChildren(
     ...cluster.apps.map(app => appRow(app, metrics.apps[app.name])));
