@@ -7,7 +7,12 @@ over HTTP and taught over ``/<app>/update`` like any client would:
 * **Fig. 8 (re-routing)**: the best model's function starts answering wrongly after
   ``degrade_at`` rounds and is repaired at ``repair_at``; an Exp3 app and an Exp4 app answer and
   learn every round. Their rolling error is plotted against every static single-model choice
-  (whose error follows from the same deterministic functions, computed here).
+  (whose error follows from the same deterministic functions, computed here). Reported: the
+  error over time, per phase, overall and in the final window (the last ``final_window`` rounds,
+  after the repair). One HTTP run is one draw of Exp3's randomness, so the same stream is also
+  replayed offline through the policy classes themselves (``Exp3Policy``/``Exp4Policy``, fed the
+  models' recorded predictions) over ``sim_seeds`` seeds: the mean and spread of what the
+  policies' parameters give.
 * **Fig. 7 (ensembles and confidence)**: an Exp4 app (confidence threshold 0, so every answer is
   the ensemble's) learns for ``fig7_rounds`` rounds; its error against the best single model's,
   and the error of the answers given at high confidence against all answers, per threshold.
@@ -54,6 +59,8 @@ class SelectionBenchConfig:
     fig8_rounds: int = 1500
     degrade_at: int = 500
     repair_at: int = 1000
+    final_window: int = 300
+    sim_seeds: int = 40
     fig7_rounds: int = 600
     fig9_queries: int = 300
     slo_ms: float = 50.0
@@ -62,7 +69,10 @@ class SelectionBenchConfig:
 
     @classmethod
     def smoke(cls) -> SelectionBenchConfig:
-        return cls(fig8_rounds=60, degrade_at=20, repair_at=40, fig7_rounds=30, fig9_queries=20)
+        return cls(
+            fig8_rounds=60, degrade_at=20, repair_at=40, final_window=10, sim_seeds=2, fig7_rounds=30,
+            fig9_queries=20,
+        )
 
 
 # ------------------------------------------------------------------------------------ models
@@ -217,16 +227,84 @@ def figure8(
         phases[phase] = {
             name: statistics.fmean(values[lo:hi]) for name, values in {**errors, **static}.items()
         }
+    final = {
+        name: statistics.fmean(values[-cfg.final_window :]) for name, values in {**errors, **static}.items()
+    }
     return {
         "rounds": cfg.fig8_rounds,
         "degrade_at": cfg.degrade_at,
         "repair_at": cfg.repair_at,
         "degraded_model": best,
+        "final_window": cfg.final_window,
         "mean_error": mean,
+        "final_window_error": final,
         "phase_error": phases,
+        "simulated": simulate_fig8(cfg, stream, offline, best),
         "rolling_error": {name: rolling(values) for name, values in {**errors, **static}.items()},
         "final_weights": {p: (info or {}).get("selection_weights") for p, info in weights.items()},
     }
+
+
+def simulate_fig8(
+    cfg: SelectionBenchConfig,
+    stream: tuple[np.ndarray, np.ndarray],
+    offline: dict[str, np.ndarray],
+    best: str,
+) -> dict[str, Any]:
+    """Fig. 8's stream replayed offline through the policy classes (the server's own code, fed
+    the models' recorded predictions and the same breakage) over ``cfg.sim_seeds`` seeds of
+    Exp3's draws: mean error overall and in the final window, with their standard deviation."""
+    import random
+
+    from clipper_core.query_frontend.selection import Exp3Policy, Exp4Policy, Feedback, SelectionQuery
+    from clipper_core.state import ModelId, PolicyState
+
+    _, labels = stream
+    candidates = tuple(ModelId(name, "1") for name in offline)
+    query = SelectionQuery("sim", 0, candidates)
+
+    def output(name: str, i: int) -> bytes:
+        k = i % len(labels)
+        digit = int(offline[name][k])
+        if name == best and cfg.degrade_at <= i < cfg.repair_at:
+            digit = (digit + 1) % 10
+        return str(digit).encode()
+
+    def replay(policy: Exp3Policy | Exp4Policy) -> list[float]:
+        state, errors = PolicyState(), []
+        for i in range(cfg.fig8_rounds):
+            label = float(labels[i % len(labels)])
+            asked = policy.select(state, query)
+            outputs = {model: output(model.name, i) for model in asked}
+            answer = policy.combine(state, query, outputs).output
+            errors.append(0.0 if answer is not None and float(answer) == label else 1.0)
+            losses = {m.name: float(float(out) != label) for m, out in outputs.items()}
+            state = policy.observe(state, query, Feedback(label, losses))
+        return errors
+
+    runs = {
+        "exp3": [replay(Exp3Policy(rng=random.Random(seed))) for seed in range(cfg.sim_seeds)],
+        "exp4": [replay(_exp4_without_threshold())],  # deterministic: one run is every run
+    }
+    out: dict[str, Any] = {"seeds": cfg.sim_seeds}
+    for name, errors in runs.items():
+        overall = [statistics.fmean(e) for e in errors]
+        final = [statistics.fmean(e[-cfg.final_window :]) for e in errors]
+        out[name] = {
+            "mean_error": statistics.fmean(overall),
+            "mean_error_sd": statistics.pstdev(overall),
+            "final_window_error": statistics.fmean(final),
+            "final_window_error_sd": statistics.pstdev(final),
+        }
+    return out
+
+
+def _exp4_without_threshold() -> Any:
+    from clipper_core.query_frontend.selection import Exp4Policy
+
+    policy = Exp4Policy()
+    policy.threshold = 0.0  # as the fig8-exp4 app: every answer is the ensemble's
+    return policy
 
 
 def figure7(
@@ -325,6 +403,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
         )
     for x in (fig8["degrade_at"], fig8["repair_at"]):
         ax.axvline(x, color="grey", linewidth=0.8)
+    ax.axvspan(fig8["rounds"] - fig8["final_window"], fig8["rounds"], color="grey", alpha=0.1,
+               label=f"final window ({fig8['final_window']} rounds)")
     ax.set(
         xlabel="feedback round",
         ylabel=f"error (rolling, {WINDOW} rounds)",
@@ -518,7 +598,16 @@ def summary(results: dict[str, Any]) -> str:
         phase = f8["phase_error"]
         lines.append(
             f"         {name:8s} {value:.3f}   (before {phase['before'][name]:.3f}, degraded "
-            f"{phase['degraded'][name]:.3f}, repaired {phase['repaired'][name]:.3f})"
+            f"{phase['degraded'][name]:.3f}, repaired {phase['repaired'][name]:.3f}, last "
+            f"{f8['final_window']} rounds {f8['final_window_error'][name]:.3f})"
+        )
+    sim = f8["simulated"]
+    for name in ("exp3", "exp4"):
+        r = sim[name]
+        lines.append(
+            f"       offline replay of {name} ({sim['seeds'] if name == 'exp3' else 1} seeds): mean error "
+            f"{r['mean_error']:.3f} +- {r['mean_error_sd']:.3f}, last {f8['final_window']} rounds "
+            f"{r['final_window_error']:.3f} +- {r['final_window_error_sd']:.3f}"
         )
     lines.append(
         f"Fig.7  exp4 ensemble error {f7['ensemble_error_after_learning']:.3f} after learning "

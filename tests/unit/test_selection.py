@@ -20,6 +20,7 @@ from clipper_core.query_frontend.selection import (
     zero_one_loss,
 )
 from clipper_core.query_frontend.selection.base import WEIGHT_FLOOR, normalised, vote_key
+from clipper_core.query_frontend.selection.exp3 import EXP3_MIN_GAMMA, exploration
 from clipper_core.query_frontend.selection.exp4 import EXP4_WEIGHT_FLOOR
 from clipper_core.rpc import InputType
 from clipper_core.state import SELECTION_POLICIES, AppInfo, ModelId, PolicyState
@@ -102,9 +103,34 @@ def test_exp3_picks_one_model_and_learns_toward_the_better_one() -> None:
         state = policy.observe(state, QUERY, Feedback(1.0, {chosen.name: loss}))
     probabilities = policy.probabilities(state, QUERY.candidates)
     assert probabilities[1] > 0.8 > probabilities[0]
-    assert min(probabilities) >= policy.gamma / 3  # exploration never stops
+    assert min(probabilities) >= EXP3_MIN_GAMMA / 3  # exploration never stops
     picks = Counter(policy.select(state, QUERY)[0] for _ in range(1000))
     assert picks[B] > 800
+
+
+def test_exp3_exploration_decays_with_rounds_to_a_floor() -> None:
+    schedule = [exploration(t, 5) for t in (0, 1, 10, 100, 1000, 10_000, 1_000_000)]
+    assert schedule[0] == schedule[1] == 1.0  # a new application explores uniformly
+    assert schedule == sorted(schedule, reverse=True)
+    assert 0.06 < exploration(1000, 5) < 0.075  # Auer et al.'s gamma for K=5, T=1000
+    assert schedule[-1] == EXP3_MIN_GAMMA  # never stops: a repaired model is tried again
+
+
+def test_exp3_reroutes_when_its_favourite_breaks_and_back_when_it_is_repaired() -> None:
+    policy = Exp3Policy(app("exp3"), rng=random.Random(11))
+
+    def run(state: PolicyState, good: ModelId, rounds: int) -> PolicyState:
+        for _ in range(rounds):
+            (chosen,) = policy.select(state, QUERY)
+            state = policy.observe(state, QUERY, Feedback(1.0, {chosen.name: float(chosen != good)}))
+        return state
+
+    state = run(EMPTY, B, 300)
+    assert policy.probabilities(state, QUERY.candidates)[1] > 0.9
+    state = run(state, A, 60)  # b breaks, a is right: re-routed within tens of rounds
+    assert policy.probabilities(state, QUERY.candidates)[0] > 0.8
+    state = run(state, B, 300)  # b repaired, a breaks
+    assert policy.probabilities(state, QUERY.candidates)[1] > 0.8
 
 
 def test_exp3_feedback_scores_the_model_it_asked() -> None:
