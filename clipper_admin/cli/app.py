@@ -18,7 +18,7 @@ from clipper_admin.cli.closures import load_function
 from clipper_admin.cli.display import ProgressDisplay
 from clipper_admin.cli.managers import ClusterOptions, ManagerKind, StartPorts, connect, make_manager
 from clipper_admin.cli.output import CliError, Output, server_message
-from clipper_admin.cli.status import apps_of, cluster_status, models_of
+from clipper_admin.cli.status import app_entry, apps_of, cluster_status, models_of
 from clipper_admin.clipper_admin import DEFAULT_PREDICTION_CACHE_SIZE_BYTES, ClipperConnection
 from clipper_admin.exceptions import ClipperException
 from clipper_admin.local import LocalContainerManager
@@ -180,9 +180,30 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 def _print_apps(out: Output, apps: list[dict[str, Any]]) -> None:
-    out.table("Applications", ["name", "input type", "policy", "SLO (ms)", "default output", "linked model"],
-              [(a["name"], a["input_type"], a["policy"], f"{a['latency_slo_micros'] / 1000:g}",
-                a["default_output"], ", ".join(a["linked_models"]) or None) for a in apps])
+    out.table("Applications", ["name", "input type", "policy", "SLO (ms)", "default output", "linked model",
+                               "weights"],
+              [(a["name"], a["input_type"], _policy_text(a), f"{a['latency_slo_micros'] / 1000:g}",
+                a["default_output"], ", ".join(a["linked_models"]) or None, _weights_text(a))
+               for a in apps])
+
+
+def _policy_text(app: dict[str, Any]) -> str:
+    """The policy, with exp4's confidence threshold and the feedback rounds learned from."""
+    notes = []
+    if app.get("confidence_threshold") is not None:
+        notes.append(f"threshold {app['confidence_threshold']:g}")
+    if app.get("feedback_rounds"):
+        notes.append(f"{app['feedback_rounds']} feedback rounds")
+    return f"{app['policy']} ({', '.join(notes)})" if notes else str(app["policy"])
+
+
+def _weights_text(app: dict[str, Any]) -> str | None:
+    """Each linked model's share of the weight, largest first (None on the default policy)."""
+    weights = app.get("selection_weights")
+    if not weights:
+        return None
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{model} {share:.2f}" for model, share in ranked)
 
 
 def _print_models(out: Output, models: list[dict[str, Any]]) -> None:
@@ -219,6 +240,106 @@ def models(ctx: typer.Context, as_json: JsonOption = False) -> None:
             out.json(found)
         else:
             _print_models(out, found)
+
+
+# -- applications -------------------------------------------------------------------------------
+
+PolicyOption = Annotated[str | None, typer.Option(
+    "--policy", help="Selection policy: DefaultOutputSelectionPolicy, exp3, exp4 or ab.")]
+ThresholdOption = Annotated[float | None, typer.Option(
+    "--threshold", help="exp4: answer the default output below this confidence (0..1; default 0.5).")]
+WeightsOption = Annotated[str | None, typer.Option(
+    "--weights", help='ab: the traffic split as a JSON object, e.g. \'{"v1": 9, "v2": 1}\'.')]
+
+
+def _policy_weights(weights_json: str | None) -> dict[str, float] | None:
+    if weights_json is None:
+        return None
+    try:
+        weights = json.loads(weights_json)
+    except ValueError as exc:
+        raise CliError(f"--weights is not JSON: {exc}") from exc
+    if not isinstance(weights, dict):
+        raise CliError('--weights must be a JSON object of model name -> weight, e.g. \'{"v1": 9, "v2": 1}\'')
+    return weights
+
+
+def _app_result(out: Output, conn: ClipperConnection, app_name: str, message: str) -> None:
+    info = conn.get_app_info(app_name)
+    if info is None:
+        raise CliError(f"application {app_name} disappeared")
+    entry = app_entry(info)
+    weights = _weights_text(entry)
+    out.result(entry, f"{message}: {_policy_text(entry)}" + (f"; weights {weights}" if weights else ""))
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    input_type: Annotated[str, typer.Option(help="integers, floats, doubles, bytes or strings.")],
+    default_output: Annotated[str, typer.Option(help="The answer when no model answers in time.")] = "None",
+    slo_micros: Annotated[int, typer.Option(help="Latency objective in microseconds.")] = 3_000_000,
+    policy: PolicyOption = None,
+    threshold: ThresholdOption = None,
+    weights_json: WeightsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an application (POST /APP/predict), optionally on a selection policy."""
+    with _command(ctx, as_json) as out:
+        weights = _policy_weights(weights_json)
+        conn = connect(_options(ctx))
+        conn.register_application(app_name, input_type, default_output, slo_micros,
+                                  selection_policy=policy, confidence_threshold=threshold,
+                                  policy_weights=weights)
+        _app_result(out, conn, app_name, f"Registered {app_name}")
+
+
+@app.command("policy")
+def set_policy(
+    ctx: typer.Context,
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    name: Annotated[str, typer.Argument(
+        metavar="POLICY", help="DefaultOutputSelectionPolicy, exp3, exp4 or ab.")],
+    threshold: ThresholdOption = None,
+    weights_json: WeightsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Switch an application to another selection policy (learned weights are kept per policy)."""
+    with _command(ctx, as_json) as out:
+        weights = _policy_weights(weights_json)
+        conn = connect(_options(ctx))
+        conn.set_selection_policy(app_name, name, confidence_threshold=threshold, policy_weights=weights)
+        _app_result(out, conn, app_name, f"{app_name} now uses")
+
+
+@app.command()
+def feedback(
+    ctx: typer.Context,
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    input_json: Annotated[str, typer.Option("--input", help="The input as JSON (as predicted).")],
+    label_json: Annotated[str, typer.Option("--label", help="The right answer (a JSON number).")],
+    uid: Annotated[int, typer.Option(help="The user whose weights learn (0: the application's).")] = 0,
+    timeout_s: Annotated[float, typer.Option(help="HTTP timeout in seconds.")] = _PREDICT_TIMEOUT_S,
+    as_json: JsonOption = False,
+) -> None:
+    """Teach an application's selection policy: POST /APP/update {uid, input, label}."""
+    with _command(ctx, as_json) as out:
+        value, label = _json_option("input", input_json), _json_option("label", label_json)
+        conn = connect(_options(ctx))
+        url = f"http://{conn.get_query_addr()}/{app_name}/update"
+        reply = requests.post(url, json={"uid": uid, "input": value, "label": label}, timeout=timeout_s)
+        if reply.status_code != requests.codes.ok:
+            raise CliError(f"{server_message(reply.text)} (HTTP {reply.status_code})")
+        text = reply.text.strip()
+        out.result({"app": app_name, "uid": uid, "accepted": text.endswith("? 1"), "reply": text}, text)
+
+
+def _json_option(option: str, text: str | None) -> Any:
+    try:
+        return json.loads(str(text))
+    except ValueError as exc:
+        raise CliError(f"--{option} is not JSON: {exc}") from exc
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -278,10 +399,7 @@ def predict(
         if (input_json is None) == (batch_json is None):
             raise CliError("give exactly one of --input JSON and --batch JSON")
         key, text = ("input", input_json) if input_json is not None else ("input_batch", batch_json)
-        try:
-            value = json.loads(str(text))
-        except ValueError as exc:
-            raise CliError(f"--{'input' if key == 'input' else 'batch'} is not JSON: {exc}") from exc
+        value = _json_option("input" if key == "input" else "batch", text)
         conn = connect(_options(ctx))
         url = f"http://{conn.get_query_addr()}/{app_name}/predict"
         reply = requests.post(url, json={key: value}, timeout=timeout_s)
@@ -295,9 +413,14 @@ def predict(
             out.json(answer)
             return
         rows = answer.get("batch_predictions", [answer])
-        out.table(None, ["query id", "output", "default", "explanation"],
-                  [(r.get("query_id"), r.get("output"), r.get("default"), r.get("default_explanation"))
-                   for r in rows])
+        columns = ["query id", "output", "default", "explanation"]
+        cells = [[r.get("query_id"), r.get("output"), r.get("default"), r.get("default_explanation")]
+                 for r in rows]
+        if any("confidence" in r for r in rows):  # an ensemble's answers (exp4)
+            columns += ["confidence", "members answered"]
+            for cell, r in zip(cells, rows, strict=True):
+                cell += [r.get("confidence"), f"{r.get('members_answered')} of {r.get('members')}"]
+        out.table(None, columns, cells)
 
 
 @app.command()

@@ -8,21 +8,29 @@ from typing import Any, Final
 from clipper_admin.clipper_admin import ClipperConnection
 from clipper_admin.exceptions import ClipperException
 
-__all__ = ["DEFAULT_POLICY", "apps_of", "cluster_status", "models_of"]
+__all__ = ["DEFAULT_POLICY", "SELECTION_KEYS", "app_entry", "apps_of", "cluster_status", "models_of"]
 
-# The selection policy of every application the management API registers (the original's).
+# The selection policy of an application registered without one (the original's).
 DEFAULT_POLICY: Final = "DefaultOutputSelectionPolicy"
+# What the management API adds to an application's entry when it is on another policy.
+SELECTION_KEYS: Final = ("selection_weights", "feedback_rounds", "confidence_threshold")
+
+
+def app_entry(app: dict[str, Any]) -> dict[str, Any]:
+    """One app as the command shows it: name, input_type, policy, latency_slo_micros,
+    default_output, linked_models; for an app on a selection policy also ``selection_weights``
+    (model -> share), ``feedback_rounds`` and (exp4) ``confidence_threshold``."""
+    entry = {"name": app["name"], "input_type": app["input_type"],
+             "policy": app.get("selection_policy", DEFAULT_POLICY),
+             "latency_slo_micros": app["latency_slo_micros"], "default_output": app["default_output"],
+             "linked_models": list(app.get("linked_models") or [])}  # fmt: skip
+    entry.update({key: app[key] for key in SELECTION_KEYS if key in app})
+    return entry
 
 
 def apps_of(conn: ClipperConnection) -> list[dict[str, Any]]:
-    """Each app: name, input_type, policy, latency_slo_micros, default_output, linked_models."""
-    return [
-        {"name": app["name"], "input_type": app["input_type"],
-         "policy": app.get("policy", DEFAULT_POLICY),
-         "latency_slo_micros": app["latency_slo_micros"], "default_output": app["default_output"],
-         "linked_models": list(app.get("linked_models") or [])}
-        for app in sorted(conn.get_all_apps(verbose=True), key=lambda a: str(a["name"]))
-    ]  # fmt: skip
+    """Every app (see ``app_entry``), by name."""
+    return [app_entry(app) for app in sorted(conn.get_all_apps(verbose=True), key=lambda a: str(a["name"]))]
 
 
 def models_of(conn: ClipperConnection) -> list[dict[str, Any]]:

@@ -376,10 +376,40 @@ class FrontendMetrics:
             ratios.append((prefix + "default_prediction_ratio", _ratio(app.defaults, app.requests)))
             meters.append((prefix + "prediction_throughput", app.throughput.report()))
             histograms.append((prefix + "prediction_latency", app.latency_us.report("microseconds")))
+        for stats in list(self.selection.values()):
+            self._selection_report_entries(stats, counters, ratios)
         return render_report(
             [("counters", counters), ("ratio_counters", ratios), ("meters", meters),
              ("histograms", histograms)]
         )
+
+
+    @staticmethod
+    def _selection_report_entries(
+        stats: SelectionStats,
+        counters: list[tuple[str, dict[str, str]]],
+        ratios: list[tuple[str, dict[str, str]]],
+    ) -> None:
+        """Ours, in the original report's shape, after its own entries (an app on a selection
+        policy only): ``app:<app>:selection:<model>:choices`` counters and ``...:weight`` ratios
+        (the model's share of the weight), the feedback counters, and for an ensemble the
+        members asked and answered, ``app:<app>:ensemble_completeness`` (answered / asked) and
+        the low-confidence answers."""
+        prefix = f"app:{stats.name}:"
+        for model, count in list(stats.choices.items()):
+            counters.append((f"{prefix}selection:{model}:choices", {"count": str(count)}))
+        for model, share in list(stats.weights.items()):
+            ratios.append((f"{prefix}selection:{model}:weight", {"ratio": _float_text(share)}))
+        for result, count in stats.feedback.items():
+            counters.append((f"{prefix}selection_feedback_{result}", {"count": str(count)}))
+        if stats.asked:
+            for name, count in (
+                ("ensemble_members_asked", stats.asked),
+                ("ensemble_members_answered", stats.answered),
+                ("ensemble_low_confidence_answers", stats.low_confidence),
+            ):
+                counters.append((prefix + name, {"count": str(count)}))
+            ratios.append((prefix + "ensemble_completeness", _ratio(stats.answered, stats.asked)))
 
 
 def _ratio(numerator: int, denominator: int) -> dict[str, str]:

@@ -80,7 +80,7 @@ def test_help_documents_exit_codes_and_usage_errors_exit_2() -> None:
     text = " ".join(shown.stdout.split())
     assert "Exit status: 0 success; 1 the operation failed" in text and "2 bad usage" in text
     for command in ("start", "stop", "status", "deploy", "predict", "link", "unlink", "scale",
-                    "version", "logs", "apps", "models"):
+                    "version", "logs", "apps", "models", "register", "policy", "feedback"):
         assert f" {command} " in text
     unknown = subprocess.run([sys.executable, "-m", "clipper_admin.cli", "no-such-command"], env=env,
                              capture_output=True, text=True, timeout=60)
@@ -190,6 +190,33 @@ def test_link_and_unlink(cli: Cli) -> None:
     assert next(a for a in cli.json("apps") if a["name"] == "spare")["linked_models"] == ["other"]
 
 
+def test_an_app_on_a_selection_policy_shows_its_weights_and_learns_from_feedback(cli: Cli) -> None:
+    registered = cli.json("register", "chooser", "--input-type", "doubles", "--policy", "exp4",
+                          "--threshold", "0.6")
+    assert registered == {"name": "chooser", "input_type": "doubles", "policy": "exp4",
+                          "latency_slo_micros": 3000000, "default_output": "None", "linked_models": [],
+                          "selection_weights": {}, "feedback_rounds": 0, "confidence_threshold": 0.6}
+    cli.run("link", "chooser", "sum")
+    cli.run("link", "chooser", "other")  # a second model: allowed on exp4
+    answer = cli.json("predict", "chooser", "--input", "[1.0, 2.0]")
+    assert answer["output"] == 3.0 and answer["confidence"] == 1.0 and answer["members_answered"] == 2
+    assert "members answered" in cli.run("predict", "chooser", "--input", "[1.0, 2.0]").stdout
+    taught = cli.json("feedback", "chooser", "--input", "[1.0, 2.0]", "--label", "3")
+    assert taught == {"app": "chooser", "uid": 0, "accepted": True, "reply": "Feedback received? 1"}
+    entry = next(a for a in cli.json("apps") if a["name"] == "chooser")
+    assert entry["policy"] == "exp4" and entry["feedback_rounds"] == 1
+    assert entry["selection_weights"] == {"sum": 0.5, "other": 0.5}  # both were right
+    human = " ".join(cli.run("status").stdout.split())
+    assert "exp4 (threshold 0.6, 1 feedback rounds)" in human and "sum 0.50, other 0.50" in human
+    split = cli.json("policy", "chooser", "ab", "--weights", '{"sum": 1, "other": 3}')
+    assert split["policy"] == "ab" and split["selection_weights"] == {"sum": 0.25, "other": 0.75}
+    assert "confidence_threshold" not in split
+    assert "weights other 0.75, sum 0.25" in cli.run("policy", "chooser", "ab", "--weights",
+                                                    '{"sum": 1, "other": 3}').stdout
+    # The original's apps are shown as before: no selection keys.
+    assert "selection_weights" not in next(a for a in cli.json("apps") if a["name"] == "adder")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -201,6 +228,10 @@ def test_link_and_unlink(cli: Cli) -> None:
         (("predict", "adder", "--input", "[1.0"),
          "error: --input is not JSON: Expecting ',' delimiter: line 1 column 5 (char 4)"),
         (("predict", "adder"), "error: give exactly one of --input JSON and --batch JSON"),
+        (("feedback", "adder", "--input", "[1.0]", "--label", "three"),
+         "error: --label is not JSON: Expecting value: line 1 column 1 (char 0)"),
+        (("policy", "adder", "ab", "--weights", "[1]"),
+         """error: --weights must be a JSON object of model name -> weight, e.g. '{"v1": 9, "v2": 1}'"""),
         (("deploy", "missing.py:predict", "--name", "m", "--input-type", "doubles"),
          "error: missing.py: no such file"),
         (("deploy", f"{SUM_MODEL}:nothing", "--name", "m", "--input-type", "doubles"),

@@ -94,6 +94,38 @@ def test_ratio_with_zero_denominator_is_nan() -> None:
     assert entry(parsed, "ratio_counters", "internal:prediction_cache_hit_ratio") == {"ratio": "nan"}
 
 
+def test_report_carries_selection_choices_weights_and_ensemble_completeness() -> None:
+    metrics = FrontendMetrics()
+    metrics.record_app_query("ens", 0.010, is_default=False)
+    metrics.record_selection("ens", ("m1", "m2"))
+    metrics.record_selection("ens", ("m1",))
+    metrics.record_weights("ens", {"m1": 3.0, "m2": 1.0})
+    metrics.record_ensemble("ens", 1, 2, True)
+    metrics.record_ensemble("ens", 1, 1, False)
+    metrics.record_feedback("ens", True)
+    metrics.record_selection("one", ("m1",))  # exp3: one model per query, no ensemble entries
+    parsed = report(metrics)
+    assert entry(parsed, "counters", "app:ens:selection:m1:choices") == {"count": "2"}
+    assert entry(parsed, "counters", "app:ens:selection:m2:choices") == {"count": "1"}
+    assert entry(parsed, "ratio_counters", "app:ens:selection:m1:weight") == {"ratio": "0.75"}
+    assert entry(parsed, "ratio_counters", "app:ens:selection:m2:weight") == {"ratio": "0.25"}
+    assert entry(parsed, "counters", "app:ens:selection_feedback_applied") == {"count": "1"}
+    assert entry(parsed, "counters", "app:ens:selection_feedback_ignored") == {"count": "0"}
+    assert entry(parsed, "counters", "app:ens:ensemble_members_asked") == {"count": "3"}
+    assert entry(parsed, "counters", "app:ens:ensemble_members_answered") == {"count": "2"}
+    assert entry(parsed, "counters", "app:ens:ensemble_low_confidence_answers") == {"count": "1"}
+    completeness = float(entry(parsed, "ratio_counters", "app:ens:ensemble_completeness")["ratio"])
+    assert completeness == pytest.approx(2 / 3)
+    assert entry(parsed, "counters", "app:one:selection:m1:choices") == {"count": "1"}
+    names = {name for items in parsed.values() for item in items for name in item}
+    assert not any(name.startswith("app:one:ensemble") for name in names)
+    # The original's entries come first, in their order; ours follow.
+    counters = [name for item in parsed["counters"] for name in item]
+    assert counters.index("app:ens:num_predictions") < counters.index("app:ens:selection:m1:choices")
+    metrics.remove_app("ens")
+    assert "app:ens:" not in metrics.render_json_report().decode()
+
+
 def test_removed_app_and_model_leave_both_views() -> None:
     metrics = FrontendMetrics()
     metrics.record_app_query("gone", 0.001, False)
