@@ -198,11 +198,12 @@ def _policy_text(app: dict[str, Any]) -> str:
 
 
 def _weights_text(app: dict[str, Any]) -> str | None:
-    """Each linked model's share of the weight, largest first (None on the default policy)."""
+    """Each linked model's share of the weight, largest first, then by name (None on the default
+    policy)."""
     weights = app.get("selection_weights")
     if not weights:
         return None
-    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+    ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{model} {share:.2f}" for model, share in ranked)
 
 
@@ -326,6 +327,8 @@ def feedback(
     """Teach an application's selection policy: POST /APP/update {uid, input, label}."""
     with _command(ctx, as_json) as out:
         value, label = _json_option("input", input_json), _json_option("label", label_json)
+        if isinstance(label, int) and not isinstance(label, bool):
+            label = float(label)  # the original's schema wants a double: `--label 3` means 3.0
         conn = connect(_options(ctx))
         url = f"http://{conn.get_query_addr()}/{app_name}/update"
         reply = requests.post(url, json={"uid": uid, "input": value, "label": label}, timeout=timeout_s)

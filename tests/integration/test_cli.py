@@ -207,7 +207,7 @@ def test_an_app_on_a_selection_policy_shows_its_weights_and_learns_from_feedback
     assert entry["policy"] == "exp4" and entry["feedback_rounds"] == 1
     assert entry["selection_weights"] == {"sum": 0.5, "other": 0.5}  # both were right
     human = " ".join(cli.run("status").stdout.split())
-    assert "exp4 (threshold 0.6, 1 feedback rounds)" in human and "sum 0.50, other 0.50" in human
+    assert "exp4 (threshold 0.6, 1 feedback rounds)" in human and "other 0.50, sum 0.50" in human
     split = cli.json("policy", "chooser", "ab", "--weights", '{"sum": 1, "other": 3}')
     assert split["policy"] == "ab" and split["selection_weights"] == {"sum": 0.25, "other": 0.75}
     assert "confidence_threshold" not in split
@@ -230,6 +230,11 @@ def test_an_app_on_a_selection_policy_shows_its_weights_and_learns_from_feedback
         (("predict", "adder"), "error: give exactly one of --input JSON and --batch JSON"),
         (("feedback", "adder", "--input", "[1.0]", "--label", "three"),
          "error: --label is not JSON: Expecting value: line 1 column 1 (char 0)"),
+        (("policy", "adder", "nope"),
+         "error: nope is not a valid selection_policy. Accepted policies: DefaultOutputSelectionPolicy, "
+         "exp3, exp4, ab (HTTP 400)"),
+        (("policy", "adder", "exp3", "--threshold", "0.5"),
+         "error: confidence_threshold applies to the exp4 policy only, not to exp3 (HTTP 400)"),
         (("policy", "adder", "ab", "--weights", "[1]"),
          """error: --weights must be a JSON object of model name -> weight, e.g. '{"v1": 9, "v2": 1}'"""),
         (("deploy", "missing.py:predict", "--name", "m", "--input-type", "doubles"),
