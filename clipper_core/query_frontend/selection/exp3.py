@@ -11,9 +11,10 @@ degrade-and-repair stream, simulated offline through this class):
 * exploration ``gamma_t = max(EXP3_MIN_GAMMA, min(1, sqrt(K ln K / ((e - 1) t))))`` after ``t``
   feedback rounds: Auer et al.'s (2002) gamma for K arms and horizon T, with the rounds seen so
   far as the horizon (a server does not know T), so a new application explores a lot and a
-  settled one little; never below ``EXP3_MIN_GAMMA``, because models break and get repaired (the
-  fixed share of Exp3.S): a model that came back is still tried ``EXP3_MIN_GAMMA / K`` of the
-  time. For K = 5 that is 0.22 at round 100, 0.068 at round 1000 and the floor from round ~11000.
+  settled one little; never below ``EXP3_MIN_GAMMA``, because models break and get repaired
+  (what Exp3.S's fixed share is for; here by exploration alone): a model that came back is
+  still tried ``EXP3_MIN_GAMMA / K`` of the time. For K = 5 that is 0.22 at round 100, 0.068
+  at round 1000 and the floor from round ~12000.
 * ``eta = 0.5``: a wrong answer from the favourite (p near 1) costs it a factor e^-0.5, so a
   broken favourite falls behind the runner-up within a few of its answers (the re-routing of
   Fig. 8 takes tens of rounds, not hundreds).
