@@ -190,6 +190,11 @@ class ContainerManager(abc.ABC):
     def get_query_addr(self) -> str:
         """``host:port`` of the query frontend."""
 
+    def get_query_frontend_addrs(self) -> list[str]:
+        """``host:port`` of each query frontend that only that process serves (its ``/metrics``
+        and ``/healthz``); a manager running one query frontend lists ``get_query_addr()``."""
+        return [self.get_query_addr()]
+
     @abc.abstractmethod
     def get_metric_addr(self) -> str:
         """``host:port`` where metrics are scraped."""

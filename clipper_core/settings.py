@@ -43,6 +43,7 @@ __all__ = [
     "RedisOptions",
     "SettingsError",
     "parse_address",
+    "parse_bool",
     "parse_host",
     "parse_log_level",
     "parse_port",
@@ -172,6 +173,16 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def parse_bool(text: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case)."""
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{text!r} is not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
 def parse_non_negative_int(text: str) -> int:
     return _non_negative(_parse_int(text))
 
@@ -265,6 +276,18 @@ class FlagReader:
         value = self.value(flag)
         if not isinstance(value, float):
             raise TypeError(f"flag {flag} is not a float flag")
+        return value
+
+    def bool_value(self, flag: str) -> bool:
+        value = self.value(flag)
+        if not isinstance(value, bool):
+            raise TypeError(f"flag {flag} is not a boolean flag")
+        return value
+
+    def optional_int_value(self, flag: str) -> int | None:
+        value = self.value(flag)
+        if value is not None and not isinstance(value, int):
+            raise TypeError(f"flag {flag} is not an int flag")
         return value
 
     def str_value(self, flag: str) -> str:
@@ -407,11 +430,18 @@ class QuerySettings:
     is unused: one asyncio loop serves every connection. ``timeout_request`` (seconds to send
     the request line and headers) and ``timeout_content`` (seconds to send the body and read
     the response) mean what they meant in the original, 0 = no limit.
+
+    Several query frontends on one machine share the REST port with ``reuse_port`` (Linux
+    ``SO_REUSEPORT``: the kernel spreads new connections over them); each then needs its own
+    ``rpc_service_port`` and an ``instance_port``, a second REST listener that only this
+    process serves, so that its ``/healthz`` and ``/metrics`` can be read one by one.
     """
 
     redis: RedisOptions = RedisOptions()
     host: str = DEFAULT_HOST
     port: int = DEFAULT_QUERY_PORT
+    reuse_port: bool = False
+    instance_port: int | None = None
     rpc_host: str = DEFAULT_HOST
     rpc_service_port: int = DEFAULT_RPC_SERVICE_PORT
     prediction_cache_size: int = DEFAULT_PREDICTION_CACHE_SIZE_BYTES
@@ -442,6 +472,20 @@ class QuerySettings:
         flags = FlagReader("clipper-query-frontend", "Clipper query REST API and model RPC service", environ)
         RedisOptions.declare(flags)
         _declare_listener(flags, "QUERY", DEFAULT_QUERY_PORT, "address the REST API listens on", "REST port")
+        flags.add(
+            "reuse_port",
+            parse_bool,
+            False,
+            "share the REST port with other query frontends (SO_REUSEPORT; the kernel spreads"
+            " connections over them)",
+        )
+        flags.add(
+            "instance_port",
+            parse_port,
+            None,
+            "a second REST listener served by this process alone (for its own /healthz and"
+            " /metrics when the REST port is shared)",
+        )
         flags.add("rpc_host", parse_host, DEFAULT_HOST, "address the ZeroMQ RPC service binds")
         flags.add("rpc_service_port", parse_port, DEFAULT_RPC_SERVICE_PORT, "ZeroMQ RPC service port")
         flags.add(
@@ -531,6 +575,8 @@ class QuerySettings:
             redis=RedisOptions.resolve(flags),
             host=flags.str_value("host"),
             port=flags.int_value("port"),
+            reuse_port=flags.bool_value("reuse_port"),
+            instance_port=flags.optional_int_value("instance_port"),
             rpc_host=flags.str_value("rpc_host"),
             rpc_service_port=flags.int_value("rpc_service_port"),
             prediction_cache_size=flags.int_value("prediction_cache_size"),

@@ -38,9 +38,11 @@ __all__ = [
     "ClusterRecord",
     "ImageRecord",
     "Launch",
+    "QueryFrontendPorts",
     "ReplicaRecord",
     "ReplicaState",
     "default_clipper_home",
+    "query_frontend_role",
 ]
 
 CLIPPER_HOME_ENV: Final = "CLIPPER_HOME"
@@ -146,6 +148,32 @@ class Launch:
         return cls(tuple(str(a) for a in data["argv"]), env)
 
 
+QUERY_FRONTEND_ROLE: Final = "query_frontend"
+
+
+def query_frontend_role(index: int) -> str:
+    """The role (log name, key in ``core``) of query frontend ``index``: ``query_frontend``,
+    ``query_frontend-1``, ... (the first keeps the name a one-frontend cluster has always had)."""
+    return QUERY_FRONTEND_ROLE if index == 0 else f"{QUERY_FRONTEND_ROLE}-{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFrontendPorts:
+    """The ports of one query frontend beyond the REST port all of them share."""
+
+    rpc_port: int
+    # Its own REST listener (``--instance_port``); None when it is the only query frontend.
+    instance_port: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rpc_port": self.rpc_port, "instance_port": self.instance_port}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueryFrontendPorts:
+        instance = data.get("instance_port")
+        return cls(int(data["rpc_port"]), None if instance is None else int(instance))
+
+
 class ReplicaState:
     """What the supervisor last decided about a replica (``ReplicaRecord.state``)."""
 
@@ -168,6 +196,7 @@ class ReplicaRecord:
     state: str = ReplicaState.RUNNING
     restarts: int = 0
     last_exit: str | None = None  # e.g. "exit status 1 after 0.8 s", "killed by SIGKILL after 12 s"
+    frontend: int = 0  # the query frontend (index) whose RPC port it serves
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +210,7 @@ class ReplicaRecord:
             "state": self.state,
             "restarts": self.restarts,
             "last_exit": self.last_exit,
+            "frontend": self.frontend,
         }
 
     @classmethod
@@ -189,7 +219,7 @@ class ReplicaRecord:
             str(data["name"]), str(data["version"]), str(data["replica_name"]),
             str(data["image"]), str(data["input_type"]), ProcessHandle.from_json(data["process"]),
             Launch.from_json(data.get("launch")), str(data.get("state", ReplicaState.RUNNING)),
-            int(data.get("restarts", 0)), data.get("last_exit"),
+            int(data.get("restarts", 0)), data.get("last_exit"), int(data.get("frontend", 0)),
         )
 
 
@@ -214,6 +244,13 @@ class ClusterRecord:
     core_restarts: dict[str, int] = field(default_factory=dict)
     # Names this start of the cluster: copied logs carry it, so runs never overwrite each other.
     run_id: str = field(default_factory=new_run_id)
+    # One entry per query frontend (index = role suffix); empty in records of older versions.
+    query_frontends: list[QueryFrontendPorts] = field(default_factory=list)
+
+    @property
+    def frontends(self) -> list[QueryFrontendPorts]:
+        """Every query frontend's ports (one frontend on ``rpc_port`` in an older record)."""
+        return self.query_frontends or [QueryFrontendPorts(self.rpc_port)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -232,6 +269,7 @@ class ClusterRecord:
             "admin_token": self.admin_token,
             "launches": {role: launch.to_json() for role, launch in self.launches.items()},
             "core_restarts": dict(self.core_restarts),
+            "query_frontends": [ports.to_json() for ports in self.query_frontends],
         }
 
     @classmethod
@@ -256,6 +294,7 @@ class ClusterRecord:
                 if (launch := Launch.from_json(raw)) is not None
             },
             core_restarts={str(k): int(v) for k, v in data.get("core_restarts", {}).items()},
+            query_frontends=[QueryFrontendPorts.from_json(f) for f in data.get("query_frontends", [])],
         )
 
     @classmethod

@@ -37,10 +37,19 @@ from clipper_admin.local.cluster_record import (
     ClusterRecord,
     ImageRecord,
     Launch,
+    QueryFrontendPorts,
     ReplicaRecord,
     ReplicaState,
+    query_frontend_role,
 )
-from clipper_admin.local.processes import ProcessHandle, choose_port, log_tail, spawn, stop_processes
+from clipper_admin.local.processes import (
+    ProcessHandle,
+    choose_port,
+    free_port,
+    log_tail,
+    spawn,
+    stop_processes,
+)
 from clipper_admin.local.runtimes import runtime_module_for_image
 
 __all__ = ["SUPERVISOR_ROLE", "LocalContainerManager"]
@@ -49,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 _REDIS = "redis"
 _MANAGEMENT = "management_frontend"
-_QUERY = "query_frontend"
 SUPERVISOR_ROLE: Final = "supervisor"
 # Variables a child must not inherit from the caller: each process gets only the secrets it needs.
 _SECRET_ENV: Final = (
@@ -103,6 +111,14 @@ class LocalContainerManager(ContainerManager):
             ``max_restarts`` failures in a row, each within seconds of its start (a crash loop).
         secure_rpc: generate a secret at ``start_clipper``: the RPC port then speaks CurveZMQ
             and admits only replicas this cluster starts (``clipper_admin.local.rpc_secret``).
+
+    ``start_clipper(num_frontend_replicas=N)`` runs N query-frontend processes, as the
+    original's Kubernetes manager ran N query-frontend pods: they share the REST port
+    (``SO_REUSEPORT``; the kernel spreads new connections over them), each has its own RPC
+    port, its own *instance port* (a REST listener only it serves, for its ``/healthz`` and
+    ``/metrics``; see ``get_query_frontend_addrs``) and its own replicas of every model:
+    ``set_num_replicas(n)`` runs n replicas per query frontend. The supervisor restarts each
+    frontend on its own; the others keep serving meanwhile.
     """
 
     def __init__(
@@ -145,6 +161,7 @@ class LocalContainerManager(ContainerManager):
         self.restart_backoff_s = restart_backoff_s
         self.max_restarts = max_restarts
         self.paths = ClusterPaths.for_cluster(cluster_name, clipper_home, log_dir)
+        self._frontend_ports: list[QueryFrontendPorts] = []  # from the record (start, connect)
         self.logger = ClusterAdapter(logger, {"cluster_name": cluster_name})
 
     # -- cluster ------------------------------------------------------------------------------
@@ -160,11 +177,11 @@ class LocalContainerManager(ContainerManager):
         qf_http_timeout_content: int,
         num_frontend_replicas: int = 1,
     ) -> None:
-        """Start Redis (unless external) and both frontends; wait until both answer."""
-        if num_frontend_replicas != 1:
+        """Start Redis (unless external), the management frontend and ``num_frontend_replicas``
+        query frontends on one shared REST port; wait until each answers."""
+        if not isinstance(num_frontend_replicas, int) or num_frontend_replicas < 1:
             raise ClipperException(
-                "LocalContainerManager runs exactly one query frontend; use "
-                "KubernetesContainerManager to scale out frontends"
+                f"num_frontend_replicas must be a positive integer, not {num_frontend_replicas!r}"
             )
         with self.paths.locked():
             existing = ClusterRecord.load(self.paths)
@@ -193,7 +210,7 @@ class LocalContainerManager(ContainerManager):
                           "--timeout_content", str(qf_http_timeout_content)]
             for attempt in range(1, _PORT_RACE_ATTEMPTS + 1):
                 try:
-                    record = self._start_core(cache_size, http_flags)
+                    record = self._start_core(cache_size, http_flags, num_frontend_replicas)
                     break
                 except _PortTaken as exc:
                     # Someone bound a port between our free-port check and our bind: the next
@@ -203,13 +220,19 @@ class LocalContainerManager(ContainerManager):
                     self.logger.warning("%s; starting again on other ports", exc.msg.splitlines()[0])
             record.save(self.paths)
         self._adopt(record)
+        frontends = (
+            "query frontend" if len(record.frontends) == 1
+            else f"{len(record.frontends)} query frontends (own ports "
+            f"{', '.join(self.get_query_frontend_addrs())})"
+        )
         self.logger.info(
-            "Local Clipper cluster is up: query frontend %s, management %s, RPC %s:%s, Redis %s:%s "
-            "(logs in %s)", self.get_query_addr(), self.get_admin_addr(), self.host,
-            self.rpc_port, self.redis_ip, self.redis_port, self.paths.log_dir,
+            "Local Clipper cluster is up: %s on %s, management %s, RPC %s:%s, Redis %s:%s "
+            "(logs in %s)", frontends, self.get_query_addr(), self.get_admin_addr(), self.host,
+            ",".join(str(f.rpc_port) for f in record.frontends), self.redis_ip, self.redis_port,
+            self.paths.log_dir,
         )
 
-    def _start_core(self, cache_size: int, http_flags: list[str]) -> ClusterRecord:
+    def _start_core(self, cache_size: int, http_flags: list[str], num_frontends: int) -> ClusterRecord:
         taken: list[int] = []
 
         def pick(port: int, what: str) -> int:
@@ -231,7 +254,14 @@ class LocalContainerManager(ContainerManager):
                 self._wait_for_redis(started[_REDIS], redis_port, password)
             management_port = pick(self.management_port, "management frontend")
             query_port = pick(self.query_port, "query frontend")
-            rpc_port = pick(self.rpc_port, "query frontend RPC service")
+            frontends = [QueryFrontendPorts(pick(self.rpc_port, "query frontend RPC service"))]
+            if num_frontends > 1:
+                frontends = []
+                for i in range(num_frontends):
+                    rpc_port = pick(self.rpc_port + i, f"RPC service of query frontend {i}")
+                    instance_port = free_port(self.host, taken)
+                    taken.append(instance_port)
+                    frontends.append(QueryFrontendPorts(rpc_port, instance_port))
             redis_args = ["--redis_ip", redis_ip, "--redis_port", str(redis_port), "--host", self.host]
             redis_env = {} if password is None else {REDIS_PASSWORD_ENV: password}
             token_env = {} if self.admin_token is None else {ADMIN_TOKEN_ENV: self.admin_token}
@@ -244,18 +274,28 @@ class LocalContainerManager(ContainerManager):
             if not self.secure_rpc:
                 rpc_secret.remove(self.paths)
             rpc_env = rpc_secret.create(self.paths) if self.secure_rpc else {}
-            launches[_QUERY] = self._python_launch(
-                ["-m", "clipper_core.query_frontend", *redis_args, "--port", str(query_port),
-                 "--rpc_host", self.host, "--rpc_service_port", str(rpc_port),
-                 "--prediction_cache_size", str(cache_size), *http_flags],
-                {**redis_env, **rpc_env},
-            )
-            for role in (_MANAGEMENT, _QUERY):
+            checks = {_MANAGEMENT: f"http://{self.host}:{management_port}/healthz"}
+            for i, ports in enumerate(frontends):
+                role = query_frontend_role(i)
+                shared = [] if ports.instance_port is None else [
+                    "--reuse_port", "true", "--instance_port", str(ports.instance_port)]
+                launches[role] = self._python_launch(
+                    ["-m", "clipper_core.query_frontend", *redis_args, "--port", str(query_port),
+                     *shared, "--rpc_host", self.host, "--rpc_service_port", str(ports.rpc_port),
+                     "--prediction_cache_size", str(cache_size), *http_flags],
+                    {**redis_env, **rpc_env},
+                )
+                # Each frontend's health on the port only it serves (the shared one answers
+                # from whichever process the kernel picks).
+                checks[role] = f"http://{self.host}:{ports.instance_port or query_port}/healthz"
+            for role in checks:
                 started[role] = self.respawn(role, launches[role])
-            self._wait_until_answering(
-                {_MANAGEMENT: (started[_MANAGEMENT], f"http://{self.host}:{management_port}/healthz"),
-                 _QUERY: (started[_QUERY], f"http://{self.host}:{query_port}/healthz")}
-            )
+            self._wait_until_answering({role: (started[role], url) for role, url in checks.items()})
+            if len(frontends) > 1:
+                self._check_shared_port(
+                    f"http://{self.host}:{query_port}/healthz",
+                    {started[query_frontend_role(i)].pid for i in range(len(frontends))},
+                )
             if self.supervise:
                 launches[SUPERVISOR_ROLE] = self._supervisor_launch()
                 started[SUPERVISOR_ROLE] = self.respawn(SUPERVISOR_ROLE, launches[SUPERVISOR_ROLE])
@@ -264,8 +304,9 @@ class LocalContainerManager(ContainerManager):
             raise
         return ClusterRecord(
             self.cluster_name, self.host, redis_ip, redis_port, query_port, management_port,
-            rpc_port, core=started, redis_password=password, admin_token=self.admin_token,
-            launches=launches,
+            frontends[0].rpc_port, core=started, redis_password=password,
+            admin_token=self.admin_token, launches=launches,
+            query_frontends=frontends if len(frontends) > 1 else [],
         )
 
     def _redis_launch(self, port: int, password: str) -> Launch:
@@ -383,6 +424,17 @@ class LocalContainerManager(ContainerManager):
             if pending:
                 time.sleep(_POLL_INTERVAL_S)
 
+    def _check_shared_port(self, url: str, our_pids: set[int]) -> None:
+        """The shared REST port answers from one of our query frontends (each bound it with
+        SO_REUSEPORT; a stranger that bound it first without would have failed them)."""
+        answered_by = _health_pid(url)
+        if answered_by not in our_pids:
+            raise _PortTaken(
+                f"The shared query port {url} is answered by "
+                f"{'nothing' if answered_by is None else f'another process (pid {answered_by})'}, "
+                f"not by the query frontends started (pids {sorted(our_pids)})"
+            )
+
     def connect(self) -> None:
         """Find the cluster's record and use its addresses."""
         record = ClusterRecord.load(self.paths)
@@ -403,6 +455,7 @@ class LocalContainerManager(ContainerManager):
         self.redis_ip, self.redis_port = record.redis_ip, record.redis_port
         self.query_port, self.management_port = record.query_port, record.management_port
         self.rpc_port = record.rpc_port
+        self._frontend_ports = list(record.frontends)
 
     def _load_record(self) -> ClusterRecord:
         record = ClusterRecord.load(self.paths)
@@ -418,8 +471,15 @@ class LocalContainerManager(ContainerManager):
     def get_query_addr(self) -> str:
         return f"{self.host}:{self.query_port}"
 
+    def get_query_frontend_addrs(self) -> list[str]:
+        """``host:port`` that each query frontend alone serves (its instance port; with one
+        frontend, the REST port): read each one's ``/metrics`` and ``/healthz`` there."""
+        ports = self._frontend_ports or [QueryFrontendPorts(self.rpc_port)]
+        return [f"{self.host}:{p.instance_port or self.query_port}" for p in ports]
+
     def get_metric_addr(self) -> str:
-        # The query frontend serves /metrics itself (Prometheus text or the JSON report).
+        # The query frontend serves /metrics itself (Prometheus text or the JSON report). With
+        # several, this is one of them per connection: scrape get_query_frontend_addrs() each.
         return f"{self.host}:{self.query_port}"
 
     # -- models -------------------------------------------------------------------------------
@@ -464,26 +524,31 @@ class LocalContainerManager(ContainerManager):
         self.set_num_replicas(name, version, input_type, image, num_replicas)
 
     def get_num_replicas(self, name: str, version: str) -> int:
-        """Replica processes of ``name:version`` running now (not those exited or crash-looping)."""
+        """Replica processes of ``name:version`` running now (not those exited or crash-looping);
+        with several query frontends, per frontend: the fewest any of them has."""
         validate_versioned_model_name(name, str(version))
         record = self._load_record()
-        return sum(
-            1 for r in record.replicas
-            if (r.name, r.version) == (name, str(version)) and r.process.is_alive()
-        )  # fmt: skip
+        running = [0] * len(record.frontends)
+        for r in record.replicas:
+            if (r.name, r.version) == (name, str(version)) and r.process.is_alive():
+                running[r.frontend] += 1
+        return min(running)
 
     def _is_supervised(self, record: ClusterRecord) -> bool:
         supervisor = record.core.get(SUPERVISOR_ROLE)
         return supervisor is not None and supervisor.is_alive()
 
-    def _current_replicas(self, record: ClusterRecord, name: str, version: str) -> list[ReplicaRecord]:
-        """The replicas of ``name:version`` that count, running ones first, then exited ones the
-        supervisor will start again. Exited ones nobody restarts (no supervisor, or a crash
-        loop) are forgotten here: asking for replicas again starts afresh."""
+    def _current_replicas(
+        self, record: ClusterRecord, name: str, version: str, frontend: int
+    ) -> list[ReplicaRecord]:
+        """The replicas of ``name:version`` serving query frontend ``frontend`` that count,
+        running ones first, then exited ones the supervisor will start again. Exited ones
+        nobody restarts (no supervisor, or a crash loop) are forgotten here: asking for
+        replicas again starts afresh."""
         supervised = self._is_supervised(record)
         current, forgotten = [], []
         for replica in record.replicas:
-            if (replica.name, replica.version) != (name, version):
+            if (replica.name, replica.version, replica.frontend) != (name, version, frontend):
                 continue
             alive = replica.process.is_alive()
             if alive or (supervised and replica.state != ReplicaState.CRASH_LOOP):
@@ -507,29 +572,38 @@ class LocalContainerManager(ContainerManager):
             return  # containerless models are served by something outside the cluster
         with self.paths.locked():
             record = self._load_record()
-            current = self._current_replicas(record, name, version)
-            if len(current) < num_replicas:
-                self.logger.info(
-                    "Found %s replicas for %s:%s. Adding %s", len(current), name, version,
-                    num_replicas - len(current),
-                )
-                added = [self._start_replica(record, name, version, input_type, image)
-                         for _ in range(num_replicas - len(current))]
-                record.replicas.extend(added)
-                record.save(self.paths)
-                self._wait_until_ready(record, added)
-            elif len(current) > num_replicas:
-                self.logger.info(
-                    "Found %s replicas for %s:%s. Removing %s", len(current), name, version,
-                    len(current) - num_replicas,
-                )
-                removed = current[num_replicas:]
+            added: list[ReplicaRecord] = []
+            removed: list[ReplicaRecord] = []
+            several = len(record.frontends) > 1
+            for frontend in range(len(record.frontends)):
+                current = self._current_replicas(record, name, version, frontend)
+                where = f" of query frontend {frontend}" if several else ""
+                if len(current) < num_replicas:
+                    self.logger.info(
+                        "Found %s replicas for %s:%s%s. Adding %s", len(current), name, version,
+                        where, num_replicas - len(current),
+                    )
+                    added += [self._start_replica(record, name, version, input_type, image, frontend)
+                              for _ in range(num_replicas - len(current))]
+                elif len(current) > num_replicas:
+                    self.logger.info(
+                        "Found %s replicas for %s:%s%s. Removing %s", len(current), name, version,
+                        where, len(current) - num_replicas,
+                    )
+                    removed += current[num_replicas:]
+            if removed:
                 stop_processes([r.process for r in removed], timeout_s=self.stop_timeout_s)
                 record.replicas = [r for r in record.replicas if r not in removed]
+            if added:
+                record.replicas.extend(added)
+            if added or removed:
                 record.save(self.paths)
+            if added:
+                self._wait_until_ready(record, added)
 
     def _start_replica(
-        self, record: ClusterRecord, name: str, version: str, input_type: str, image: str
+        self, record: ClusterRecord, name: str, version: str, input_type: str, image: str,
+        frontend: int = 0,
     ) -> ReplicaRecord:
         built = ImageRecord.load_all(self.paths).get(image)
         runtime_image = built.base_image if built is not None else image
@@ -547,7 +621,7 @@ class LocalContainerManager(ContainerManager):
             "CLIPPER_MODEL_NAME": name,
             "CLIPPER_MODEL_VERSION": version,
             "CLIPPER_IP": record.host,
-            "CLIPPER_PORT": str(record.rpc_port),
+            "CLIPPER_PORT": str(record.frontends[frontend].rpc_port),
             "CLIPPER_INPUT_TYPE": input_type,
             "CLIPPER_MODEL_PATH": model_path,
             "CLIPPER_READY_FILE": str(ready_file),
@@ -556,7 +630,9 @@ class LocalContainerManager(ContainerManager):
         launch = self._python_launch(["-m", module], env, python=built.python if built else None)
         handle = self.respawn(replica_name, launch)
         self.logger.debug("Started replica %s (pid %s) running %s", replica_name, handle.pid, module)
-        return ReplicaRecord(name, version, replica_name, image, input_type, handle, launch)
+        return ReplicaRecord(
+            name, version, replica_name, image, input_type, handle, launch, frontend=frontend
+        )
 
     def ready_file(self, replica_name: str) -> Path:
         """The replica's readiness file, removed: the runtime creates it once the model loaded."""
@@ -568,11 +644,13 @@ class LocalContainerManager(ContainerManager):
     def replica_supervision(self) -> list[dict[str, Any]]:
         """What the supervisor knows of every model replica process: ``model_name``,
         ``model_version``, ``replica_name``, ``pid``, ``state`` (``running``, ``restarting`` or
-        ``crash-loop``), ``restarts`` and ``last_exit`` (how it last exited, or None)."""
+        ``crash-loop``), ``restarts``, ``last_exit`` (how it last exited, or None) and
+        ``frontend`` (the index of the query frontend it serves)."""
         record = self._load_record()
         return [
             {"model_name": r.name, "model_version": r.version, "replica_name": r.replica_name,
-             "pid": r.process.pid, "state": r.state, "restarts": r.restarts, "last_exit": r.last_exit}
+             "pid": r.process.pid, "state": r.state, "restarts": r.restarts, "last_exit": r.last_exit,
+             "frontend": r.frontend}
             for r in record.replicas
         ]  # fmt: skip
 

@@ -19,6 +19,7 @@ import psutil
 __all__ = [
     "ProcessHandle",
     "choose_port",
+    "free_port",
     "is_port_free",
     "log_tail",
     "spawn",
@@ -195,14 +196,20 @@ def choose_port(
     avoid = set(taken)
     if preferred not in avoid and is_port_free(preferred, host):
         return preferred
+    port = free_port(host, avoid)
+    (log or logger).warning("Port %s for the %s is in use; using port %s instead", preferred, what, port)
+    return port
+
+
+def free_port(host: str = "127.0.0.1", taken: Iterable[int] = ()) -> int:
+    """A port the OS considers free now (not one of ``taken``)."""
+    avoid = set(taken)
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))
             port = int(sock.getsockname()[1])
         if port not in avoid:
-            break
-    (log or logger).warning("Port %s for the %s is in use; using port %s instead", preferred, what, port)
-    return port
+            return port
 
 
 def log_tail(log_path: str | Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -234,11 +234,19 @@ class QueryFrontend:
         runner = self._runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, settings.host, settings.port, reuse_address=True).start()
+        # reuse_port: several query frontends share the REST port, the kernel spreads
+        # connections over them; each also serves its instance port alone (health, metrics).
+        await web.TCPSite(
+            runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None
+        ).start()
+        if settings.instance_port is not None:
+            await web.TCPSite(runner, settings.host, settings.instance_port, reuse_address=True).start()
         logger.info(
-            "Query frontend listening on %s:%d (RPC on %s:%d)",
+            "Query frontend listening on %s:%d%s%s (RPC on %s:%d)",
             settings.host,
             self.port,
+            " (shared, SO_REUSEPORT)" if settings.reuse_port else "",
+            "" if settings.instance_port is None else f" and on its own port {self.instance_port}",
             settings.rpc_host,
             settings.rpc_service_port,
         )
@@ -270,6 +278,15 @@ class QueryFrontend:
         if self._runner is None or not self._runner.addresses:
             raise RuntimeError("the query frontend is not listening")
         return int(self._runner.addresses[0][1])
+
+    @property
+    def instance_port(self) -> int | None:
+        """The bound instance port (``--instance_port``), or None without one."""
+        if self.settings.instance_port is None:
+            return None
+        if self._runner is None or len(self._runner.addresses) < 2:
+            raise RuntimeError("the query frontend is not listening")
+        return int(self._runner.addresses[1][1])
 
     async def aclose(self) -> None:
         """Stop serving HTTP, then the watcher, the gateway and the Redis clients."""

@@ -133,3 +133,21 @@ def test_model_side_knobs_from_flags_and_environment() -> None:
         1.5,
         9.0,
     )
+
+
+def test_shared_rest_port_and_instance_port() -> None:
+    default = QuerySettings.parse([], {})
+    assert (default.reuse_port, default.instance_port) == (False, None)
+    shared = QuerySettings.parse(["--reuse_port", "true", "--instance_port", "4100"], {})
+    assert (shared.reuse_port, shared.instance_port) == (True, 4100)
+    from_env = QuerySettings.parse([], {"CLIPPER_REUSE_PORT": "1", "CLIPPER_INSTANCE_PORT": "0"})
+    assert (from_env.reuse_port, from_env.instance_port) == (True, 0)
+    assert QuerySettings.parse(["--reuse_port=off"], {"CLIPPER_REUSE_PORT": "yes"}).reuse_port is False
+
+
+@pytest.mark.parametrize("argv", [["--reuse_port", "maybe"], ["--instance_port", "70000"]])
+def test_bad_shared_port_settings_exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        QuerySettings.parse(argv, {})
+    assert exited.value.code == 2
+    assert argv[0] in capsys.readouterr().err
