@@ -10,6 +10,7 @@ from typing import Any, Final
 import requests
 
 from clipper_admin._logging import LOG_DATE_FORMAT, LOG_FORMAT
+from clipper_admin._metrics_merge import merge_reports
 from clipper_admin._validation import (
     check_predict_function,
     validate_pkgs_to_install,
@@ -479,9 +480,30 @@ class ClipperConnection:
         return self.cm.get_logs(logging_dir)
 
     def inspect_instance(self) -> dict[str, Any]:
-        """The query frontend's metrics report (``GET /metrics``) as a dict."""
+        """The query frontend's metrics report (``GET /metrics``) as a dict.
+
+        With several query frontends (``start_clipper(num_frontend_replicas=N)``), the reports
+        of all of them, each read at its own address, merged into one: counters and rates
+        summed, histograms pooled (percentiles: the largest frontend's), ratios weighted by
+        their counts (``clipper_admin._metrics_merge``). A frontend that does not answer is
+        left out with a warning; none answering raises.
+        """
         self._require_connection()
-        url = f"http://{self.cm.get_query_addr()}/metrics"
+        addrs = self.cm.get_query_frontend_addrs()
+        if len(addrs) <= 1:
+            return self._metrics_report(self.cm.get_query_addr())
+        reports = []
+        for addr in addrs:
+            try:
+                reports.append(self._metrics_report(addr))
+            except ClipperException as exc:
+                self.logger.warning("Metrics of query frontend %s left out: %s", addr, exc.msg)
+        if not reports:
+            raise ClipperException(f"No query frontend answered /metrics (tried {', '.join(addrs)})")
+        return merge_reports(reports)
+
+    def _metrics_report(self, addr: str) -> dict[str, Any]:
+        url = f"http://{addr}/metrics"
         try:
             response = self._session.get(
                 url, headers={"Accept": "application/json"}, timeout=self.http_timeout_s
