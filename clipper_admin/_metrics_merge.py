@@ -119,8 +119,9 @@ def _histogram(name: str, parts: list[tuple[Report, dict[str, str]]]) -> dict[st
     total = sum(sizes)
     means = [float(f["mean"]) for f in samples]
     mean = math.fsum(n * m for n, m in zip(sizes, means, strict=True)) / total
+    spreads = [float(f["std_dev"]) ** 2 for f in samples]
     variance = math.fsum(
-        n * (float(f["std_dev"]) ** 2 + (m - mean) ** 2) for n, m, f in zip(sizes, means, samples, strict=True)
+        n * (s2 + (m - mean) ** 2) for n, m, s2 in zip(sizes, means, spreads, strict=True)
     ) / total
     out = {
         "unit": unit,

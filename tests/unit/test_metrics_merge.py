@@ -51,8 +51,10 @@ def test_counters_sum_and_histograms_pool_exactly_but_percentiles() -> None:
     assert entry(merged, "counters", "internal:prediction_cache_lookups") == {"count": "150"}
     assert entry(merged, "counters", "model:m:1:num_predictions") == {"count": "140"}
     # Ratios weighted by what they count: 30 defaults of 400; 10 hits of 150 lookups.
-    assert float(entry(merged, "ratio_counters", "app:app:default_prediction_ratio")["ratio"]) == pytest.approx(30 / 400)
-    assert float(entry(merged, "ratio_counters", "internal:prediction_cache_hit_ratio")["ratio"]) == pytest.approx(10 / 150)
+    ratio = entry(merged, "ratio_counters", "app:app:default_prediction_ratio")["ratio"]
+    assert float(ratio) == pytest.approx(30 / 400)
+    ratio = entry(merged, "ratio_counters", "internal:prediction_cache_hit_ratio")["ratio"]
+    assert float(ratio) == pytest.approx(10 / 150)
 
     union_us = sorted(v * 1e6 for v in fast + slow)
     latency = entry(merged, "histograms", "app:app:prediction_latency")
@@ -92,5 +94,6 @@ def test_a_metric_on_one_frontend_only_is_kept_and_nan_ratios_are_left_out() -> 
     merged = merge_reports([report_of(one), report_of(two)])
     assert entry(merged, "counters", "app:other:num_predictions") == {"count": "1"}
     assert entry(merged, "counters", "app:app:num_predictions") == {"count": "1"}
-    assert float(entry(merged, "ratio_counters", "model:m:1:cache_hit_ratio")["ratio"]) == pytest.approx(0.5)
+    ratio = entry(merged, "ratio_counters", "model:m:1:cache_hit_ratio")["ratio"]
+    assert float(ratio) == pytest.approx(0.5)
     assert entry(merged, "histograms", "app:other:prediction_latency")["size"] == "1"
