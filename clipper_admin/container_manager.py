@@ -25,6 +25,7 @@ __all__ = [
     "CLIPPER_MODEL_CONTAINER_LABEL",
     "CLIPPER_NAME_LABEL",
     "CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL",
+    "CLIPPER_QUERY_FRONTEND_ID_LABEL",
     "CONTAINERLESS_MODEL_IMAGE",
     "REDIS_PASSWORD_ENV",
     "REDIS_PERSISTENCE_ARGS",
@@ -48,6 +49,9 @@ CLIPPER_NAME_LABEL: Final = "ai.clipper.name"
 CLIPPER_MODEL_CONTAINER_LABEL: Final = "ai.clipper.model_container.label"
 CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: Final = "ai.clipper.query_frontend.label"
 CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: Final = "ai.clipper.management_frontend.label"
+# Which query frontend (0, 1, ...) a query-frontend or model container belongs to, when a
+# cluster runs several (start_clipper(num_frontend_replicas=N)); absent means 0.
+CLIPPER_QUERY_FRONTEND_ID_LABEL: Final = "ai.clipper.query_frontend.id"
 CONTAINERLESS_MODEL_IMAGE: Final = "NO_CONTAINER"
 
 # A managed Redis keeps every record in an append-only file, written before each reply and
@@ -68,6 +72,8 @@ CLIPPER_DOCKER_PORT_LABELS: Final = {
     "redis": "ai.clipper.redis.port",
     "query_rest": "ai.clipper.query_frontend.query.port",
     "query_rpc": "ai.clipper.query_frontend.rpc.port",
+    # A query frontend's own REST listener (--instance_port) when several share the REST port.
+    "query_instance": "ai.clipper.query_frontend.instance.port",
     "management": "ai.clipper.management.port",
     "metric": "ai.clipper.metric.port",
     "fluentd": "ai.clipper.fluentd.port",

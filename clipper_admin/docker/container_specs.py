@@ -19,6 +19,7 @@ from clipper_admin.container_manager import (
     CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    CLIPPER_QUERY_FRONTEND_ID_LABEL,
     REDIS_PASSWORD_ENV,
     REDIS_PERSISTENCE_ARGS,
     RPC_SECRET_ENV,
@@ -166,7 +167,14 @@ def query_frontend_spec(
     cache_size: int,
     redis_password: str | None = None,
     rpc_secret: str | None = None,
+    frontend_id: int = 0,
+    instance_port: int | None = None,
 ) -> ContainerSpec:
+    """Query frontend ``frontend_id``. With an ``instance_port`` (several query frontends, on the
+    host network only) it shares the REST ``port`` with the others (``--reuse_port``) and
+    serves ``instance_port`` alone; its health check reads that one."""
+    if instance_port is not None and not layout.host_network:
+        raise ValueError("query frontends share a REST port only on the host network")
     listen = layout.listen_port(CLIPPER_INTERNAL_QUERY_PORT, port)
     rpc_listen = layout.listen_port(CLIPPER_INTERNAL_RPC_PORT, rpc_port)
     command = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={layout.bind_host}",
@@ -174,11 +182,17 @@ def query_frontend_spec(
                f"--prediction_cache_size={cache_size}"]  # fmt: skip
     labels = {
         CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL: "",
+        CLIPPER_QUERY_FRONTEND_ID_LABEL: str(frontend_id),
         CLIPPER_DOCKER_PORT_LABELS["query_rest"]: str(port),
         CLIPPER_DOCKER_PORT_LABELS["query_rpc"]: str(rpc_port),
     }
+    own_port = listen
+    if instance_port is not None:
+        command += ["--reuse_port=true", f"--instance_port={instance_port}"]
+        labels[CLIPPER_DOCKER_PORT_LABELS["query_instance"]] = str(instance_port)
+        own_port = instance_port
     environment = {
-        "HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{listen}/metrics",
+        "HEALTHCHECK_URL": f"http://{LOOPBACK_IP}:{own_port}/metrics",
         **_secrets_environment(redis_password),
         **_rpc_secret_environment(rpc_secret),
     }
@@ -198,9 +212,10 @@ def model_replica_spec(
     query_frontend_name: str,
     rpc_port: int,
     rpc_secret: str | None = None,
+    frontend_id: int = 0,
 ) -> ContainerSpec:
-    """A model replica with the original's environment, plus ``CLIPPER_PORT`` (and the
-    cluster's ``CLIPPER_RPC_SECRET`` when it has one)."""
+    """A model replica of query frontend ``frontend_id`` (its RPC port), with the original's
+    environment plus ``CLIPPER_PORT`` (and the cluster's ``CLIPPER_RPC_SECRET`` when it has one)."""
     if layout.host_network:
         clipper_ip, clipper_port = LOOPBACK_IP, rpc_port
     else:
@@ -213,5 +228,8 @@ def model_replica_spec(
         "CLIPPER_INPUT_TYPE": input_type,
         **_rpc_secret_environment(rpc_secret),
     }
-    labels = {CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version)}
+    labels = {
+        CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version),
+        CLIPPER_QUERY_FRONTEND_ID_LABEL: str(frontend_id),
+    }
     return ContainerSpec(f"{name}_{version}", image, labels, environment=environment)

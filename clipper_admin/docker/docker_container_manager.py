@@ -9,6 +9,9 @@ Deliberate differences from the original (documented in the README):
 - Removed replicas, ``stop_*`` and ``stop_all`` delete the containers (not just stop them);
   ``stop_all`` also deletes the network when this library created it and nothing else uses it.
 - Missing Clipper images are built from ``dockerfiles/`` (see ``images.ensure_image``).
+- ``num_frontend_replicas=N`` runs N query-frontend containers on the host network sharing
+  the REST port (``SO_REUSEPORT``), each with its own RPC port, instance port and replicas of
+  every model, as the original's Kubernetes manager did with pods.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import copy
 import logging
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +36,7 @@ from clipper_admin.container_manager import (
     CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    CLIPPER_QUERY_FRONTEND_ID_LABEL,
     REDIS_PASSWORD_ENV,
     RPC_SECRET_ENV,
     ClusterAdapter,
@@ -62,6 +67,15 @@ HOST_NETWORK: Final = "host"
 CLIPPER_NETWORK_LABEL: Final = "ai.clipper.network"
 NAME_SUFFIX_MAX: Final = 100000
 NAME_ATTEMPTS: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Frontend:
+    """One query frontend's ports and container name (as its labels record them)."""
+
+    rpc_port: int
+    instance_port: int | None
+    container_name: str
 
 
 class DockerContainerManager(ContainerManager):
@@ -129,6 +143,7 @@ class DockerContainerManager(ContainerManager):
         self.admin_token = admin_token
         self.secure_rpc = secure_rpc
         self.rpc_secret: str | None = None
+        self._frontends: list[_Frontend] = []  # by frontend id; filled by connect()
         self.prometheus_port = prometheus_port
         self.docker_network = docker_network
         self.redis_image = clipper_image("redis")
@@ -181,19 +196,28 @@ class DockerContainerManager(ContainerManager):
         qf_http_timeout_content: int = 300,
         num_frontend_replicas: int = 1,
     ) -> None:
-        """Start Redis (unless external), the management and the query frontend; wait for health.
+        """Start Redis (unless external), the management frontend and ``num_frontend_replicas``
+        query frontends; wait for health.
 
-        ``frontend_exporter_image`` and the ``qf_http_*`` settings are accepted for compatibility
-        and unused. Leaves the manager connected.
+        Several query frontends need ``docker_network="host"``: they share the REST port
+        (``SO_REUSEPORT``), each with its own RPC port and instance port (``connect()``
+        recovers them from labels), and ``set_num_replicas(n)`` runs n replicas per frontend.
+        ``frontend_exporter_image`` and the ``qf_http_*`` settings are accepted for
+        compatibility and unused. Leaves the manager connected.
 
         Raises:
             ClipperException: the cluster exists already, an image is unavailable, or a
                 container did not become healthy (with its last log lines).
         """
-        if num_frontend_replicas != 1:
+        if not isinstance(num_frontend_replicas, int) or num_frontend_replicas < 1:
             raise ClipperException(
-                "Docker container manager's query frontend scale-out hasn't been implemented. "
-                "Please set num_frontend_replicas=1 or use Kubernetes."
+                f"num_frontend_replicas must be a positive integer, not {num_frontend_replicas!r}"
+            )
+        if num_frontend_replicas > 1 and not self.is_host_network:
+            raise ClipperException(
+                "Several query frontends share one REST port (SO_REUSEPORT), which needs "
+                "DockerContainerManager(docker_network='host'); on a bridge network each would "
+                "need a port of its own. Use num_frontend_replicas=1 or the host network."
             )
         query_frontend_image = query_frontend_image or clipper_image("query_frontend")
         mgmt_frontend_image = mgmt_frontend_image or clipper_image("management_frontend")
@@ -209,7 +233,8 @@ class DockerContainerManager(ContainerManager):
             images.append(self.redis_image)
         for image in images:
             ensure_image(self.docker_client, image, self._build_network_mode)
-        self._choose_ports()
+        taken = self._choose_ports()
+        frontend_ports = self._choose_frontend_ports(num_frontend_replicas, taken)
 
         layout = self._layout
         if self.external_redis:
@@ -230,13 +255,18 @@ class DockerContainerManager(ContainerManager):
             )
         )  # fmt: skip
         self.rpc_secret = new_secret() if self.secure_rpc else None
-        self._run_healthy(
-            query_frontend_spec(
-                layout, query_frontend_image, redis_host, redis_port,
-                self.clipper_query_port, self.clipper_rpc_port, cache_size, self.redis_password,
-                self.rpc_secret,
+        frontends = [
+            self._run(
+                query_frontend_spec(
+                    layout, query_frontend_image, redis_host, redis_port,
+                    self.clipper_query_port, rpc_port, cache_size, self.redis_password,
+                    self.rpc_secret, frontend_id=i, instance_port=instance_port,
+                )
             )
-        )  # fmt: skip
+            for i, (rpc_port, instance_port) in enumerate(frontend_ports)
+        ]  # fmt: skip
+        # Each one's health check reads its own port (the instance port when they share one).
+        api.wait_for_containers(frontends)
         self.connect()
 
     def _create_redis_volume(self) -> str:
@@ -246,8 +276,8 @@ class DockerContainerManager(ContainerManager):
         self.docker_client.volumes.create(name, labels={CLIPPER_DOCKER_LABEL: self.cluster_name})
         return name
 
-    def _choose_ports(self) -> None:
-        """Keep each requested host port if it is free, else take another free one."""
+    def _choose_ports(self) -> list[int]:
+        """Keep each requested host port if it is free, else take another free one; return them."""
         taken: list[int] = []
         for attr in ("redis_port", "clipper_management_port", "clipper_query_port", "clipper_rpc_port"):
             if attr == "redis_port" and self.external_redis:
@@ -255,6 +285,21 @@ class DockerContainerManager(ContainerManager):
             port = api.find_unbound_port(getattr(self, attr), exclude=taken)
             taken.append(port)
             setattr(self, attr, port)
+        return taken
+
+    def _choose_frontend_ports(self, count: int, taken: list[int]) -> list[tuple[int, int | None]]:
+        """``(rpc port, instance port)`` per query frontend; one frontend has no instance port."""
+        if count == 1:
+            return [(self.clipper_rpc_port, None)]
+        ports: list[tuple[int, int | None]] = []
+        for i in range(count):
+            rpc_port = self.clipper_rpc_port if i == 0 else api.find_unbound_port(
+                self.clipper_rpc_port + i, increment=True, exclude=taken)
+            taken.append(rpc_port)
+            instance_port = api.find_unbound_port(exclude=taken)
+            taken.append(instance_port)
+            ports.append((rpc_port, instance_port))
+        return ports
 
     def _run(self, spec: ContainerSpec) -> Container:
         """Run ``spec`` named ``<prefix>-<rand>``, drawing a new suffix if the name is taken."""
@@ -293,13 +338,23 @@ class DockerContainerManager(ContainerManager):
                 "start one with ClipperConnection.start_clipper()"
             )
         labels: dict[str, str] = {}
+        frontends: dict[int, _Frontend] = {}
+        ports = CLIPPER_DOCKER_PORT_LABELS
         for container in containers:
             labels.update(container.labels)
             if CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL in container.labels:
                 self._adopt_secrets(container)
             if CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL in container.labels:
                 self.rpc_secret = _environment(container).get(RPC_SECRET_ENV)
-        ports = CLIPPER_DOCKER_PORT_LABELS
+                own = container.labels
+                instance = own.get(ports["query_instance"])
+                frontends[int(own.get(CLIPPER_QUERY_FRONTEND_ID_LABEL, "0"))] = _Frontend(
+                    int(own[ports["query_rpc"]]), None if instance is None else int(instance),
+                    container.name,
+                )
+        self._frontends = [frontends[i] for i in sorted(frontends)]
+        if self._frontends:
+            labels[ports["query_rpc"]] = str(self._frontends[0].rpc_port)
         if ports["redis"] in labels:
             self.redis_port = int(labels[ports["redis"]])
         try:
@@ -336,51 +391,63 @@ class DockerContainerManager(ContainerManager):
     def _get_replicas(self, name: str, version: str) -> list[Container]:
         return api.list_containers(self.docker_client, self._model_filters(name, version))
 
+    def _replicas_by_frontend(self, name: str, version: str) -> list[list[Container]]:
+        """The containers of ``name:version``, per query frontend (index = frontend id)."""
+        if not self._frontends:
+            self.connect()
+        groups: list[list[Container]] = [[] for _ in self._frontends] or [[]]
+        for container in self._get_replicas(name, version):
+            frontend = int(container.labels.get(CLIPPER_QUERY_FRONTEND_ID_LABEL, "0"))
+            if frontend < len(groups):
+                groups[frontend].append(container)
+        return groups
+
     def get_num_replicas(self, name: str, version: str) -> int:
-        """Number of running containers of ``name:version`` in this cluster."""
+        """Number of running containers of ``name:version`` in this cluster; with several query
+        frontends, per frontend (the fewest any of them has)."""
         validate_versioned_model_name(name, str(version))
-        return len(self._get_replicas(name, str(version)))
+        return min(len(group) for group in self._replicas_by_frontend(name, str(version)))
 
     def set_num_replicas(
         self, name: str, version: str, input_type: str, image: str, num_replicas: int
     ) -> None:
-        """Add containers up to, or delete containers down to, ``num_replicas``."""
+        """Add containers up to, or delete containers down to, ``num_replicas`` (per query
+        frontend when the cluster has several)."""
         version = str(version)
         validate_versioned_model_name(name, version)
-        replicas = self._get_replicas(name, version)
-        current = len(replicas)
-        if current < num_replicas:
-            self.logger.info(
-                "Found %d replicas for %s:%s. Adding %d", current, name, version, num_replicas - current
-            )
-            ensure_image(self.docker_client, image, self._build_network_mode)
-            added = [
-                self._add_replica(name, version, input_type, image) for _ in range(num_replicas - current)
-            ]
+        groups = self._replicas_by_frontend(name, version)
+        added: list[Container] = []
+        removed: list[Container] = []
+        for frontend, replicas in enumerate(groups):
+            current = len(replicas)
+            where = f" of query frontend {frontend}" if len(groups) > 1 else ""
+            if current < num_replicas:
+                self.logger.info("Found %d replicas for %s:%s%s. Adding %d", current, name, version,
+                                 where, num_replicas - current)
+                if not added:
+                    ensure_image(self.docker_client, image, self._build_network_mode)
+                added += [self._add_replica(name, version, input_type, image, frontend)
+                          for _ in range(num_replicas - current)]
+            elif current > num_replicas:
+                self.logger.info("Found %d replicas for %s:%s%s. Removing %d", current, name, version,
+                                 where, current - num_replicas)
+                removed += replicas[num_replicas:]
+        if removed:
+            api.remove_containers(removed)
+        if added:
             api.wait_for_containers(added)
-        elif current > num_replicas:
-            self.logger.info(
-                "Found %d replicas for %s:%s. Removing %d", current, name, version, current - num_replicas
-            )
-            api.remove_containers(replicas[num_replicas:])
 
-    def _add_replica(self, name: str, version: str, input_type: str, image: str) -> Container:
-        frontends = api.list_containers(
-            self.docker_client,
-            {
-                "label": [
-                    f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}",
-                    CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
-                ]
-            },
-        )
-        if not frontends:
+    def _add_replica(
+        self, name: str, version: str, input_type: str, image: str, frontend: int = 0
+    ) -> Container:
+        if frontend >= len(self._frontends):
             self.logger.warning("No Clipper query frontend found.")
             raise ClipperException("No Clipper query frontend to attach model container to")
+        target = self._frontends[frontend]
         return self._run(
             model_replica_spec(
-                self._layout, name, version, input_type, image, frontends[0].name, self.clipper_rpc_port,
-                self.rpc_secret,
+                self._layout, name, version, input_type, image, target.container_name,
+                target.rpc_port, self.rpc_secret, frontend_id=frontend,
             )
         )
 
@@ -488,8 +555,17 @@ class DockerContainerManager(ContainerManager):
     def get_query_addr(self) -> str:
         return f"{self.public_hostname}:{self.clipper_query_port}"
 
+    def get_query_frontend_addrs(self) -> list[str]:
+        """``host:port`` that each query frontend alone serves (its instance port; with one
+        frontend, the REST port): read each one's ``/metrics`` and ``/healthz`` there."""
+        if not self._frontends:
+            return [self.get_query_addr()]
+        host, shared = self.public_hostname, self.clipper_query_port
+        return [f"{host}:{f.instance_port or shared}" for f in self._frontends]
+
     def get_metric_addr(self) -> str:
-        """The query frontend: it serves Prometheus text at ``/metrics`` (no Prometheus container)."""
+        """The query frontend: it serves Prometheus text at ``/metrics`` (no Prometheus container).
+        With several, one of them per connection: scrape ``get_query_frontend_addrs()`` each."""
         return self.get_query_addr()
 
 

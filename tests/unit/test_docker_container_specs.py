@@ -8,6 +8,7 @@ from clipper_admin.container_manager import (
     CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
+    CLIPPER_QUERY_FRONTEND_ID_LABEL,
 )
 from clipper_admin.docker.container_specs import (
     NetworkLayout,
@@ -61,7 +62,7 @@ def test_host_network_processes_take_their_host_ports_by_flag() -> None:
         "CLIPPER_PORT": "17000",
         "CLIPPER_INPUT_TYPE": "doubles",
     }
-    assert model.labels == {CLIPPER_MODEL_CONTAINER_LABEL: "m_1"}
+    assert model.labels == {CLIPPER_MODEL_CONTAINER_LABEL: "m_1", CLIPPER_QUERY_FRONTEND_ID_LABEL: "0"}
     assert model.name_prefix == "m_1"
 
 
