@@ -120,7 +120,8 @@ def test_two_frontends_share_the_rest_port_and_each_gets_its_own_replicas(engine
 
     manager.set_num_replicas("m", "1", "doubles", "img/m:1", 2)
     replicas = [c for c in engine.running if CLIPPER_MODEL_CONTAINER_LABEL in c.labels]
-    placed = sorted((c.labels[CLIPPER_QUERY_FRONTEND_ID_LABEL], c.environment["CLIPPER_PORT"]) for c in replicas)
+    frontend_id = CLIPPER_QUERY_FRONTEND_ID_LABEL
+    placed = sorted((c.labels[frontend_id], c.environment["CLIPPER_PORT"]) for c in replicas)
     assert placed == [("0", str(rpc[0])), ("0", str(rpc[0])), ("1", str(rpc[1])), ("1", str(rpc[1]))]
     assert manager.get_num_replicas("m", "1") == 2
 
