@@ -73,8 +73,13 @@ class Cluster:
     query_port: int = field(default_factory=free_port)
     rpc_port: int = field(default_factory=free_port)
     cache_size_bytes: int = 33554432
+    # Query frontends: with more than one they share query_port (--reuse_port), each with its
+    # own RPC port and instance port, as LocalContainerManager(num_frontend_replicas=N) runs them.
+    frontends: int = 1
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
+    rpc_ports: list[int] = field(default_factory=list)
+    instance_ports: list[int] = field(default_factory=list)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> Cluster:
@@ -92,17 +97,34 @@ class Cluster:
             "--redis_port", str(self.redis_port), "--port", str(self.management_port),
             "--host", LOOPBACK,
         ])
-        self.processes["query"] = self._spawn("query", [
-            sys.executable, "-m", "clipper_core.query_frontend", "--redis_ip", LOOPBACK,
-            "--redis_port", str(self.redis_port), "--port", str(self.query_port),
-            "--rpc_service_port", str(self.rpc_port),
-            "--prediction_cache_size", str(self.cache_size_bytes), "--host", LOOPBACK,
-            "--rpc_host", LOOPBACK,
-        ])
+        self.rpc_ports = [self.rpc_port] + [free_port() for _ in range(self.frontends - 1)]
+        self.instance_ports = [free_port() for _ in range(self.frontends)] if self.frontends > 1 else []
+        for index, name in enumerate(self.query_names()):
+            shared = [] if self.frontends == 1 else [
+                "--reuse_port", "true", "--instance_port", str(self.instance_ports[index])]
+            self.processes[name] = self._spawn(name, [
+                sys.executable, "-m", "clipper_core.query_frontend", "--redis_ip", LOOPBACK,
+                "--redis_port", str(self.redis_port), "--port", str(self.query_port), *shared,
+                "--rpc_service_port", str(self.rpc_ports[index]),
+                "--prediction_cache_size", str(self.cache_size_bytes), "--host", LOOPBACK,
+                "--rpc_host", LOOPBACK,
+            ])
         self._wait(self.management_port, "management")
-        self._wait(self.query_port, "query")
-        self._wait(self.rpc_port, "query")
+        for index, name in enumerate(self.query_names()):
+            self._wait(self.query_port, name)
+            self._wait(self.rpc_ports[index], name)
+            if self.instance_ports:
+                self._wait(self.instance_ports[index], name)
         return self
+
+    def query_names(self) -> list[str]:
+        """Process names of the query frontends: ``query``, ``query-1``, ..."""
+        return ["query"] + [f"query-{i}" for i in range(1, self.frontends)]
+
+    def instance_url(self, app: str, frontend: int) -> str:
+        """``/<app>/predict`` on the port only query frontend ``frontend`` serves."""
+        port = self.instance_ports[frontend] if self.instance_ports else self.query_port
+        return f"http://{LOOPBACK}:{port}/{app}/predict"
 
     def _wait(self, port: int, name: str) -> None:
         try:
@@ -120,7 +142,7 @@ class Cluster:
         for replica in self.replicas:
             stop_process(replica.process)
         self.replicas.clear()
-        for name in ("query", "management", "redis"):
+        for name in (*self.query_names(), "management", "redis"):
             process = self.processes.pop(name, None)
             if process is not None:
                 stop_process(process)
@@ -185,26 +207,31 @@ class Cluster:
         self.add_model(model, batch_size)
         self.link(app, model)
         replica = self.start_replica(model, kind)
-        self.wait_until_served(app)
+        for frontend in range(1, self.frontends):
+            self.start_replica(model, kind, frontend)
+        for frontend in range(self.frontends):
+            self.wait_until_served(app, url=self.instance_url(app, frontend))
         return replica
 
     # ---- model replicas ------------------------------------------------------------------------
-    def replica_env(self, model: str, model_path: Path | None = None) -> dict[str, str]:
+    def replica_env(self, model: str, model_path: Path | None = None, frontend: int = 0) -> dict[str, str]:
         env = child_env()
         env.update({
             "CLIPPER_MODEL_NAME": model,
             "CLIPPER_MODEL_VERSION": MODEL_VERSION,
             "CLIPPER_IP": LOOPBACK,
-            "CLIPPER_PORT": str(self.rpc_port),
+            "CLIPPER_PORT": str(self.rpc_ports[frontend] if self.rpc_ports else self.rpc_port),
             "CLIPPER_INPUT_TYPE": "doubles",
             "CLIPPER_MODEL_PATH": str(model_path or self.work_dir),
-            "CLIPPER_READY_FILE": str(self.work_dir / f"{model}.ready"),
+            "CLIPPER_READY_FILE": str(self.work_dir / (f"{model}-{frontend}.ready" if frontend else f"{model}.ready")),
         })
         return env
 
-    def start_replica(self, model: str, kind: str) -> Replica:
+    def start_replica(self, model: str, kind: str, frontend: int = 0) -> Replica:
+        """A replica of ``model`` serving query frontend ``frontend``."""
         command = [sys.executable, "-m", "benchmarks.model_container", kind]
-        process = self._spawn(f"model-{model}", command, env=self.replica_env(model))
+        log = f"model-{model}" + (f"-{frontend}" if frontend else "")
+        process = self._spawn(log, command, env=self.replica_env(model, frontend=frontend))
         replica = Replica(model, process)
         self.replicas.append(replica)
         return replica
@@ -221,8 +248,8 @@ class Cluster:
         if replica in self.replicas:
             self.replicas.remove(replica)
 
-    def wait_until_served(self, app: str, timeout_s: float = 30.0) -> None:
-        """Probe until the app answers with a real (non-default) output."""
+    def wait_until_served(self, app: str, timeout_s: float = 30.0, url: str | None = None) -> None:
+        """Probe (``url``, default the REST port) until the app answers with a real output."""
         deadline = time.monotonic() + timeout_s
         counter = 0
         last = ""
@@ -234,7 +261,7 @@ class Cluster:
                     raise RuntimeError(f"replica of {replica.model_name} exited:\n{self.log_tail(name)}")
             try:
                 response = requests.post(
-                    self.predict_url(app), json={"input": [float(counter) + 0.25]}, timeout=5
+                    url or self.predict_url(app), json={"input": [float(counter) + 0.25]}, timeout=5
                 )
                 last = response.text
                 if response.status_code == 200 and response.json().get("default") is False:

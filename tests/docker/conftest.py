@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -72,12 +73,12 @@ def make_cluster(docker_client: docker.DockerClient) -> Iterator[Callable[..., C
     """Start clusters on demand; each is stopped after the test and must leave nothing behind."""
     started: list[Cluster] = []
 
-    def start(prefix: str = "docker-test", docker_network: str = "host") -> Cluster:
+    def start(prefix: str = "docker-test", docker_network: str = "host", **start_options: Any) -> Cluster:
         name = f"{prefix}-{random.randint(0, 10**6)}"
         manager = host_manager(name, docker_network)
         conn = ClipperConnection(manager)
         started.append(Cluster(name, manager, conn))
-        conn.start_clipper()
+        conn.start_clipper(**start_options)
         return started[-1]
 
     yield start
