@@ -223,7 +223,7 @@ class Cluster:
             "CLIPPER_PORT": str(self.rpc_ports[frontend] if self.rpc_ports else self.rpc_port),
             "CLIPPER_INPUT_TYPE": "doubles",
             "CLIPPER_MODEL_PATH": str(model_path or self.work_dir),
-            "CLIPPER_READY_FILE": str(self.work_dir / (f"{model}-{frontend}.ready" if frontend else f"{model}.ready")),
+            "CLIPPER_READY_FILE": str(self.work_dir / f"{model}{f'-{frontend}' if frontend else ''}.ready"),
         })
         return env
 

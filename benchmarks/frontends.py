@@ -68,7 +68,8 @@ def _measured(run: Callable[[], LoadResult], cluster: Cluster | None) -> Callabl
         result = run()
         busy, wall = _machine_busy_s() - busy_before, time.monotonic() - started
         extra = result.extra
-        extra["cpu_us_per_request_machine"] = round(busy / result.requests * 1e6, 1) if result.requests else 0.0
+        per_request = busy / result.requests if result.requests else 0.0
+        extra["cpu_us_per_request_machine"] = round(per_request * 1e6, 1)
         extra["cores_busy"] = round(busy / wall, 2)
         extra["cpu_us_per_request_serving"] = round(
             sum(v for k, v in extra.items() if k.startswith(("cpu_us_per_request_frontend",
@@ -157,14 +158,16 @@ def table(figures: dict[str, Any]) -> str:
                 f"{name + ' c=' + concurrency:28} {r['goodput_qps']:>8.0f} {r['p50_ms']:>7.2f} "
                 f"{r['p99_ms']:>7.2f} {r['cpu_us_per_request_serving']:>14} "
                 f"{r['cpu_us_per_request_machine']:>14} {r['cores_busy']:>10} "
-                f"{str(r.get('share_per_frontend', '')):>14}")
+                f"{r.get('share_per_frontend', '')!s:>14}")
         lines.append(f"  two/one frontends c={concurrency}: {m['two_over_one']}")
     lines.append(f"per core: {figures['per_core']}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="seconds-long rounds, small loads")
     parser.add_argument("--out", type=Path, default=None, help="directory for frontends.json")
     args = parser.parse_args(argv)
