@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke bench-selection install-bench docker-images test-docker test-faults clean \
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke bench-selection bench-frontends install-bench docker-images test-docker test-faults clean \
 	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s \
 	install-frameworks test-frameworks docker-framework-images test-frameworks-docker \
 	install-ui test-ui
@@ -49,6 +49,11 @@ bench-smoke: install-bench
 # containers through LocalContainerManager); writes benchmarks/results/selection.json and PNGs.
 bench-selection: install-bench
 	$(PYTHON) -m benchmarks.selection
+
+# One query frontend against two sharing the REST port (issue 16.3); ~3 min, writes
+# benchmarks/results/frontends.json.
+bench-frontends: install-bench
+	$(PYTHON) -m benchmarks.frontends
 
 # The README's first command: a local cluster (LocalContainerManager, no Docker), one Python
 # function deployed and queried over HTTP, then everything stopped.
