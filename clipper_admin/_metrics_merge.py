@@ -19,7 +19,7 @@ with every leaf a string, as the query frontend writes it. Merged, per metric na
   one. ``nan`` (nothing counted yet) is left out, and stays only if it is everywhere.
 
 Exact sums of everything are what Prometheus gives: scrape each frontend's instance address
-and ``sum without (instance)`` (see the README, "Several query frontends").
+and ``sum without (instance)`` (see the README, "Scale: several query frontends").
 """
 
 from __future__ import annotations
