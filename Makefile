@@ -50,7 +50,7 @@ bench-smoke: install-bench
 bench-selection: install-bench
 	$(PYTHON) -m benchmarks.selection
 
-# One query frontend against two sharing the REST port (issue 16.3); ~3 min, writes
+# One query frontend against two sharing the REST port (issue 16.3); ~4 min, writes
 # benchmarks/results/frontends.json.
 bench-frontends: install-bench
 	$(PYTHON) -m benchmarks.frontends

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 APP = "noop"
 CONCURRENCIES_FULL = (1, 32, 128)
-ROUNDS_FULL = 3
+ROUNDS_FULL = 5
 
 
 def _app_queries(cluster: Cluster, frontend: int) -> int:

@@ -2,8 +2,9 @@
 
 Layout of a cluster directory (``$CLIPPER_HOME`` or ``~/.clipper``, then ``clusters/<name>/``)::
 
-    cluster.json   ports, addresses and pids of Redis, both frontends and every model replica, and
-                   the run id of this start
+    cluster.json   ports, addresses and pids of Redis, the management frontend, each query
+                   frontend (``query_frontend``, ``query_frontend-1``, ... with
+                   num_frontend_replicas) and every model replica, and the run id of this start
     images.json    locally "built" model images: tag -> model directory, base image, python
     .lock          flock(2) guard for read-modify-write of the two JSON files
     logs/          one log file per process of the current run; earlier runs' logs are moved to
