@@ -17,6 +17,7 @@ scenario as ``frontends`` in ``latest.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import sys
@@ -164,13 +165,38 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(figures: dict[str, Any]) -> str:
+    """The README's table of a run: per concurrency, reference / one / two frontends."""
+    lines = ["| concurrency | run | req/s (rounds min-max) | p50 ms | p99 ms | serving CPU us/req "
+             "| machine CPU us/req | share per frontend |",
+             "|---|---|---|---|---|---|---|---|"]
+    labels = {"reference": "bare aiohttp", "one_frontend": "1 frontend", "two_frontends": "2 frontends"}
+    for concurrency, m in figures["by_concurrency"].items():
+        for name, label in labels.items():
+            r = m[name]
+            rounds = [x["goodput_qps"] for x in r["rounds"]]
+            share = " / ".join(f"{x:.2f}" for x in r.get("share_per_frontend", [])) or "-"
+            spread = f"({min(rounds):,.0f}-{max(rounds):,.0f})"
+            lines.append(
+                f"| {concurrency} | {label} | {r['goodput_qps']:,.0f} {spread} "
+                f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us_per_request_serving']:.0f} "
+                f"| {r['cpu_us_per_request_machine']:.0f} | {share} |")
+        lines.append(f"| {concurrency} | **2 / 1 frontends** | **{m['two_over_one']}** | | | | | |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="seconds-long rounds, small loads")
     parser.add_argument("--out", type=Path, default=None, help="directory for frontends.json")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="print the README table of an earlier run's frontends.json and exit")
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown_table(json.loads(args.markdown.read_text(encoding="utf-8"))["frontends"]))
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = BenchConfig.smoke_config() if args.smoke else BenchConfig.full()
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="clipper-bench-frontends-")) if args.smoke
