@@ -707,7 +707,7 @@ class LocalContainerManager(ContainerManager):
         self._stop_replicas_where(lambda r: False)
 
     def stop_all(self, graceful: bool = True) -> None:
-        """Stop every replica, both frontends and Redis; remove the cluster record."""
+        """Stop every replica, the frontends and Redis; remove the cluster record."""
         with self.paths.locked():
             record = ClusterRecord.load(self.paths)
             if record is None:

@@ -3,8 +3,9 @@
 One supervisor process per cluster, started by ``LocalContainerManager.start_clipper`` (so it
 keeps working whichever Python process later uses ``connect()``) and stopped first by
 ``stop_all``. Every tick it takes the cluster's lock, reads ``cluster.json`` and looks at every
-model replica and core process (Redis, both frontends) recorded there. One that has exited is
-started again with the command and environment it was first started with, after a back-off that
+model replica and core process (Redis, the management and every query frontend) recorded there.
+One that has exited is started again with the command and environment it was first started
+with, after a back-off that
 doubles with each failure in a row (a failure counts towards a crash loop when the process
 exited within ``STABLE_AFTER_S`` of its start). After ``max_restarts`` such failures in a row a
 process is left down and marked ``crash-loop`` in the record, with its last exit, and an error
