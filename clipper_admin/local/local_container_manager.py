@@ -254,8 +254,9 @@ class LocalContainerManager(ContainerManager):
                 self._wait_for_redis(started[_REDIS], redis_port, password)
             management_port = pick(self.management_port, "management frontend")
             query_port = pick(self.query_port, "query frontend")
-            frontends = [QueryFrontendPorts(pick(self.rpc_port, "query frontend RPC service"))]
-            if num_frontends > 1:
+            if num_frontends == 1:
+                frontends = [QueryFrontendPorts(pick(self.rpc_port, "query frontend RPC service"))]
+            else:
                 frontends = []
                 for i in range(num_frontends):
                     rpc_port = pick(self.rpc_port + i, f"RPC service of query frontend {i}")
