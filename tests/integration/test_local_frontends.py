@@ -46,14 +46,17 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
 @pytest.fixture(scope="module")
 def conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClipperConnection]:
     home: Path = tmp_path_factory.mktemp("frontends")
+    rpc_port = free_port()
     manager = LocalContainerManager(
         cluster_name="two-frontends", clipper_home=str(home), redis_port=free_port(),
-        query_port=free_port(), management_port=free_port(), rpc_port=free_port(),
+        query_port=free_port(), management_port=free_port(), rpc_port=rpc_port,
         restart_backoff_s=0.2,
     )
     connection = ClipperConnection(manager)
     connection.start_clipper(num_frontend_replicas=2)
     try:
+        # The first frontend keeps the requested RPC port (a free one).
+        assert manager.rpc_port == rpc_port
         connection.register_application(APP, "doubles", "default", 1_000_000)
         python_deployer.deploy_python_closure(
             connection, name=MODEL, version=1, input_type="doubles",
