@@ -266,10 +266,12 @@ class LocalContainerManager(ContainerManager):
             redis_args = ["--redis_ip", redis_ip, "--redis_port", str(redis_port), "--host", self.host]
             redis_env = {} if password is None else {REDIS_PASSWORD_ENV: password}
             token_env = {} if self.admin_token is None else {ADMIN_TOKEN_ENV: self.admin_token}
-            # The dashboard (/dashboard) samples the query frontend's /metrics.
+            # The dashboard (/dashboard) samples the query frontend's /metrics: each frontend's
+            # own address when several share the REST port (it sums their counters).
+            metrics_sources = ",".join(f"{self.host}:{f.instance_port or query_port}" for f in frontends)
             launches[_MANAGEMENT] = self._python_launch(
                 ["-m", "clipper_core.management_frontend", *redis_args, "--port", str(management_port),
-                 "--query_frontend_address", f"{self.host}:{query_port}"],
+                 "--query_frontend_address", metrics_sources],
                 {**redis_env, **token_env},
             )
             if not self.secure_rpc:

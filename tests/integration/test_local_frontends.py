@@ -126,6 +126,14 @@ def test_both_frontends_answer_every_query_on_the_one_rest_address(conn: Clipper
     assert min(taken) >= 20, f"the kernel spread 200 connections as {taken}"
     # The admin's report is both frontends' together.
     assert queries_in(conn.inspect_instance()) == sum(after)
+    # So is the dashboard's: the management frontend samples each frontend's own address.
+    dashboard = f"http://{conn.cm.get_admin_addr()}/dashboard/api/metrics"
+
+    def dashboard_queries() -> int:
+        app = requests.get(dashboard, timeout=5).json()["apps"].get(APP)  # absent until sampled
+        return -1 if app is None else int(app["total"]["requests"])
+
+    wait_for(lambda: dashboard_queries() == sum(after), 15, "the dashboard to count both frontends' queries")
 
 
 def test_scaling_and_a_new_version_reach_both_frontends(conn: ClipperConnection) -> None:
