@@ -45,6 +45,7 @@ from clipper_core.errors import ContainerGone, ModelFailed, QueryExpired
 from clipper_core.query_frontend.cache import CacheKey
 from clipper_core.query_frontend.futures import fail_unless_done
 from clipper_core.rpc import InputType
+from clipper_core.rpc.stage_trace import TRACE
 from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S
 from clipper_core.state import DEFAULT_BATCH_SIZE, ModelId
 
@@ -488,6 +489,8 @@ class Replica:
                 batch = await queue.take_batch(self.batch_limit(), self.latency_estimate_s)
             except QueueClosed:
                 return
+            if TRACE is not None:
+                TRACE.mark("replica_woke")
             sent_at = loop.time()
             target_s = latency_target_s(batch[0].deadline, sent_at)
             queue.inflight_batches += 1
@@ -523,6 +526,8 @@ class Replica:
             finally:
                 queue.inflight_batches -= 1
                 self._is_sending = False
+            if TRACE is not None:
+                TRACE.mark("batch_resumed")
             latency_s = loop.time() - sent_at
             self.batches_sent += 1
             estimate = self.latency_estimate_s

@@ -32,6 +32,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from clipper_core.http import json_error_body
+from clipper_core.rpc.stage_trace import TRACE
 
 __all__ = ["ConnectionLimits", "LimitedServer", "request_started"]
 
@@ -107,6 +108,8 @@ class _LimitedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if TRACE is not None:
+            TRACE.mark("http_data")
         if not self._is_counted:
             return
         if self._phase is _Phase.IDLE and data:
@@ -121,6 +124,8 @@ class _LimitedHandler(RequestHandler):
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
         result = await super().finish_response(request, resp, start_time)
+        if TRACE is not None:
+            TRACE.mark("response_written")
         self._enter(_Phase.IDLE)
         return result
 

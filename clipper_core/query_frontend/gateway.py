@@ -32,6 +32,7 @@ from clipper_core.query_frontend.cache import CacheKey, PredictionCache
 from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
 from clipper_core.query_frontend.metrics import FrontendMetrics, ModelStats
 from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.rpc.stage_trace import TRACE
 from clipper_core.settings import DEFAULT_BATCH_RESPONSE_GRACE_S, DEFAULT_MAX_QUEUE_LENGTH
 from clipper_core.state import DEFAULT_BATCH_SIZE, ContainerInfo, ModelId, StateStore
 
@@ -164,6 +165,8 @@ class ModelGateway:
         query = PendingQuery(key, deadline, future, deadline)
         cache.set_pending(key, query)
         lane.queue.put(query)
+        if TRACE is not None:
+            TRACE.mark("queued")
         return future
 
     def abandon(self, model: ModelId, payload: bytes, future: asyncio.Future[bytes]) -> None:

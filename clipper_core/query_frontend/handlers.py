@@ -34,6 +34,7 @@ from clipper_core.query_frontend.inputs import (
 )
 from clipper_core.query_frontend.processor import QueryProcessor, Reply
 from clipper_core.query_frontend.registry import AppEntry
+from clipper_core.rpc.stage_trace import TRACE
 
 __all__ = [
     "JSON_ERROR",
@@ -143,7 +144,10 @@ class QueryHandlers:
         hit = self._processor.answer_from_cache(app, target, payloads)
         if hit is not None:
             return web.Response(body=orjson.dumps(reply_object(hit)), content_type=_JSON)
-        return self._predictions(await self._processor.predict(app, target, payloads, cache_checked=True))
+        replies = await self._processor.predict(app, target, payloads, cache_checked=True)
+        if TRACE is not None:
+            TRACE.mark("reply_resumed")
+        return self._predictions(replies)
 
     @staticmethod
     def _predictions(replies: list[Reply]) -> web.Response:
@@ -208,6 +212,8 @@ class QueryRoutes:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         # Routing inline rather than in a helper coroutine: one resume fewer per await.
+        if TRACE is not None:
+            TRACE.mark("handler")
         try:
             path = request.path
             method = request.method

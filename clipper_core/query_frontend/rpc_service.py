@@ -54,6 +54,7 @@ from clipper_core.rpc import (
     encode_predict_request,
 )
 from clipper_core.rpc.codec import Buffer
+from clipper_core.rpc.stage_trace import TRACE
 from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S, DEFAULT_RPC_MAX_MESSAGE_BYTES
 from clipper_core.state import (
     ContainerInfo,
@@ -304,6 +305,8 @@ class RpcService:
         started = self._loop.time()
         message_id = self._allocate_message_id()
         frames = encode_predict_request(message_id, input_type, inputs)
+        if TRACE is not None:
+            TRACE.mark("rpc_send")
         try:
             _send_message(self._sock, conn.identity, frames)
         except zmq.Again:
@@ -376,6 +379,8 @@ class RpcService:
                 frames = _recv_message(sock)
             except zmq.Again:
                 return
+            if TRACE is not None:
+                TRACE.mark("rpc_received")
             try:
                 self._handle(frames)
             except Exception:

@@ -50,6 +50,7 @@ from clipper_core.rpc import (
     encode_predict_response,
 )
 from clipper_core.rpc.codec import Buffer
+from clipper_core.rpc.stage_trace import TRACE
 from containers.python.inputs import (
     BadModelOutput,
     InputDecodeError,
@@ -133,6 +134,8 @@ class PredictionHandler:
             inputs = decode_inputs(self._input_type, request.inputs)
         except InputDecodeError as exc:
             return self._error(message_id, ContainerErrorKind.BAD_INPUT, str(exc))
+        if TRACE is not None:
+            TRACE.mark("ct_decoded")
         try:
             outputs = encode_outputs(self._predict(inputs), count)
         except BadModelOutput as exc:
@@ -142,6 +145,8 @@ class PredictionHandler:
             return self._error(
                 message_id, ContainerErrorKind.MODEL_EXCEPTION, f"{type(exc).__name__}: {exc}", logged=True
             )
+        if TRACE is not None:
+            TRACE.mark("ct_predicted")
         return encode_predict_response(PredictResponse(message_id, outputs))
 
     @staticmethod
@@ -217,8 +222,12 @@ class ContainerServer:
                         self._send(sock, _HEARTBEAT)
                     continue
                 if sock in ready:
+                    if TRACE is not None:
+                        TRACE.mark("ct_woke")
                     recv_start = time.perf_counter()
                     frames = sock.recv_multipart()
+                    if TRACE is not None:
+                        TRACE.mark("ct_received")
                     recv_ms = (time.perf_counter() - recv_start) * 1000.0
                     is_connected = True
                     last_activity = time.monotonic()
@@ -264,6 +273,8 @@ class ContainerServer:
             return _Inbound.METADATA_REQUEST
         handle_start = time.perf_counter()
         self._send(sock, self._handler.answer(message))
+        if TRACE is not None:
+            TRACE.mark("ct_sent")
         if self._metrics is not None:
             done = time.perf_counter()
             self._metrics.observe_prediction(
