@@ -1,8 +1,12 @@
 """Benchmark models. Each answers ``predict_doubles`` (the benchmark apps use input type doubles).
 
 - ``noop``: answers ``"1.0"`` per input at once; measures pure serving overhead.
-- ``batch``: 2 ms per call (sleep: a fixed per-call cost such as a device launch) plus 0.02 ms of
-  busy CPU work per input, so larger batches amortise the fixed part.
+- ``batch``: 2 ms of busy CPU work per call (a fixed per-call cost) plus 0.02 ms per input, so
+  larger batches amortise the fixed part. CPU-bound like the peers' cost model: on 2 cores the
+  model's CPU competes with the frontend's and the load generator's.
+- ``batch_sleep``: the same costs, but the 2 ms per call is a sleep (a device launch that frees
+  the CPU); it flatters batching on few cores, so it is only an extra scenario
+  (``python -m benchmarks.run --only batching_sleep``).
 - ``slow``: 4 ms per input (sleep), so capacity (250 qps per replica) does not grow with batch
   size; drives the overload scenario at a known capacity.
 """
@@ -33,7 +37,15 @@ class NoopModel:
 
 
 class BatchFriendlyModel:
-    """2 ms per call + 0.02 ms busy work per input."""
+    """2 ms busy work per call + 0.02 ms busy work per input."""
+
+    def predict_doubles(self, inputs: Sequence[Any]) -> list[str]:
+        busy_wait(BATCH_CALL_COST_S + BATCH_INPUT_COST_S * len(inputs))
+        return ["1.0"] * len(inputs)
+
+
+class SleepingBatchModel:
+    """2 ms sleep per call + 0.02 ms busy work per input."""
 
     def predict_doubles(self, inputs: Sequence[Any]) -> list[str]:
         time.sleep(BATCH_CALL_COST_S)
@@ -49,4 +61,9 @@ class SlowModel:
         return ["1.0"] * len(inputs)
 
 
-MODELS: Final[dict[str, type]] = {"noop": NoopModel, "batch": BatchFriendlyModel, "slow": SlowModel}
+MODELS: Final[dict[str, type]] = {
+    "noop": NoopModel,
+    "batch": BatchFriendlyModel,
+    "batch_sleep": SleepingBatchModel,
+    "slow": SlowModel,
+}

@@ -217,14 +217,15 @@ def noop_and_cache(config: BenchConfig, cluster: Cluster, reference: ReferenceSe
 
 
 # ---- (b) batch-friendly model: adaptive versus fixed batch sizes ------------------------------
-def batching(config: BenchConfig, cluster: Cluster) -> dict[str, object]:
+def batching(config: BenchConfig, cluster: Cluster, kind: str = "batch") -> dict[str, object]:
     """Every setting gets its own model and replica; rounds interleave the settings so outside
     load hits them alike. Batch sizes over time come from the first round (the adaptive one
-    starts cold there)."""
+    starts cold there). ``kind``: ``batch`` (CPU-bound, the target's model) or ``batch_sleep``."""
     variants = [("adaptive", -1)] + [(f"fixed_{b}", b) for b in config.batch_sizes]
-    names = {label: f"batch{label.replace('_', '')}" for label, _ in variants}
+    prefix = kind.replace("_", "")
+    names = {label: f"{prefix}{label.replace('_', '')}" for label, _ in variants}
     replicas = [
-        cluster.deploy(names[label], names[label], "batch", slo_micros=config.batch_slo_us,
+        cluster.deploy(names[label], names[label], kind, slo_micros=config.batch_slo_us,
                        batch_size=batch_size)
         for label, batch_size in variants
     ]
@@ -238,7 +239,7 @@ def batching(config: BenchConfig, cluster: Cluster) -> dict[str, object]:
             samplers[label].append(sampler)
     for replica in replicas:
         cluster.stop_replica(replica)
-    figures: dict[str, object] = {"concurrency": config.batch_concurrency,
+    figures: dict[str, object] = {"model": kind, "concurrency": config.batch_concurrency,
                                   "slo_ms": config.batch_slo_us / 1000, "variants": {}}
     for label, batch_size in variants:
         series = samplers[label][0].batch_series()

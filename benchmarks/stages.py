@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import os
 import statistics
 import sys
@@ -54,7 +55,7 @@ def per_query(marks: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
         answered = answered or mark[1] == LAST_STAGE
         current.append(mark)
     # Each slice ends with the next query's first mark, so the client's share is counted too.
-    return [s + [nxt[0]] for s, nxt in zip(slices, slices[1:], strict=False)]
+    return [[*s, nxt[0]] for s, nxt in itertools.pairwise(slices)]
 
 
 def breakdown(slices: list[list[tuple[int, str]]]) -> tuple[list[tuple[str, float, float]], int, int]:
