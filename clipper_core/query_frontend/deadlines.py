@@ -102,7 +102,10 @@ class DeadlineWaiter:
         now = self._loop.time()
         due = now + TIMER_SLACK_S
         heap = self._heap
-        while heap and heap[0][0] <= due:
+        # Finished callers at the head go too, whatever their deadline: the timer is then armed
+        # for the earliest caller still waiting, not every tick for callers long answered (at
+        # low load that was a loop wake-up per millisecond with nothing to do).
+        while heap and (heap[0][0] <= due or heap[0][2].done()):
             waiter = heapq.heappop(heap)[2]
             fail_unless_done(waiter, TimeoutError())
         if len(heap) > self._compact_above:

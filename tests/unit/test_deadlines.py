@@ -102,3 +102,21 @@ async def test_finished_callers_leave_the_heap_once_it_grows(monkeypatch: pytest
         await waiter.until(new_future(), now() + 0.01)  # a timer run compacts the heap
     assert waiter.heap_size == 1
     assert not waiting.done()
+
+
+async def test_the_timer_waits_for_the_earliest_caller_still_waiting() -> None:
+    waiter = DeadlineWaiter()
+    for index in range(20):  # answered at once, their deadlines spread over the next 0.2 s
+        shared = new_future()
+        mine = waiter.until(shared, now() + 0.02 + index * 0.01)
+        shared.set_result(b"x")
+        await mine
+    live_deadline = now() + 3600
+    waiting = waiter.until(new_future(), live_deadline)
+    with pytest.raises(TimeoutError):
+        await waiter.until(new_future(), now() + 0.01)
+    # The answered callers are gone and no timer tick is spent on them: the next wake-up is the
+    # live caller's deadline, not the next answered caller's.
+    assert waiter.heap_size == 1
+    assert waiter._timer_at == pytest.approx(live_deadline, abs=0.001)
+    assert not waiting.done()
