@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import zmq
+from zmq.backend import zmq_poll
 
 from clipper_core.rpc import (
     ContainerError,
@@ -50,6 +51,7 @@ from clipper_core.rpc import (
     encode_predict_response,
 )
 from clipper_core.rpc.codec import Buffer
+from clipper_core.rpc.frames import recv_frames, send_frames
 from clipper_core.rpc.stage_trace import TRACE
 from containers.python.inputs import (
     BadModelOutput,
@@ -96,6 +98,7 @@ WAKE_DRAIN: Final = b"d"
 DRAIN_HEARTBEAT_MS: Final = 50
 DRAIN_QUIET_S: Final = 1.0
 
+_POLLIN: Final = int(zmq.POLLIN)
 _HEARTBEAT: Final = encode_container_heartbeat()
 _DRAINING: Final = encode_container_draining()
 
@@ -199,9 +202,9 @@ class ContainerServer:
         sock.setsockopt(zmq.LINGER, 0)
         if self._curve is not None:
             self._curve.apply_to_client(sock)  # the cluster's RPC secret (CLIPPER_RPC_SECRET)
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(wake_fd, zmq.POLLIN)
+        # zmq_poll itself, not zmq.Poller: its wrapper (and a dict per wake-up) cost several us a
+        # message at concurrency 1.
+        poll_items = [(sock, _POLLIN), (wake_fd, _POLLIN)]
         try:
             sock.connect(self._address)
             logger.info("session %d: connecting to %s", self.sessions_started, self._address)
@@ -210,8 +213,18 @@ class ContainerServer:
             is_draining = False
             last_activity = last_request = time.monotonic()
             while True:
-                ready = dict(poller.poll(DRAIN_HEARTBEAT_MS if is_draining else self._poll_ms))
-                if wake_fd in ready:
+                # zmq_poll takes plain file descriptors too; pyzmq's stub names sockets only.
+                ready = zmq_poll(
+                    poll_items,  # type: ignore[arg-type]
+                    DRAIN_HEARTBEAT_MS if is_draining else self._poll_ms,
+                )
+                is_woken = is_readable = False
+                for item, _events in ready:
+                    if item is sock:
+                        is_readable = True
+                    else:
+                        is_woken = True
+                if is_woken:
                     if _read_command(wake_fd) != WAKE_DRAIN or not is_connected:
                         return False
                     if not is_draining:
@@ -221,11 +234,14 @@ class ContainerServer:
                         self._send(sock, _DRAINING)
                         self._send(sock, _HEARTBEAT)
                     continue
-                if sock in ready:
+                if is_readable:
                     if TRACE is not None:
                         TRACE.mark("ct_woke")
                     recv_start = time.perf_counter()
-                    frames = sock.recv_multipart()
+                    try:
+                        frames = recv_frames(sock)
+                    except zmq.Again:
+                        continue  # the poll's event was stale: nothing is queued
                     if TRACE is not None:
                         TRACE.mark("ct_received")
                     recv_ms = (time.perf_counter() - recv_start) * 1000.0
@@ -252,7 +268,6 @@ class ContainerServer:
                         return True
                     self._send(sock, _HEARTBEAT)
         finally:
-            poller.unregister(sock)
             sock.close(linger=0)
 
     def _handle_message(
@@ -285,7 +300,7 @@ class ContainerServer:
     @staticmethod
     def _send(sock: zmq.Socket[bytes], frames: Sequence[Buffer]) -> None:
         try:
-            sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            send_frames(sock, frames)
         except zmq.Again:
             # Only at the high-water mark; the frontend falls back to the default output.
             logger.warning("outbound queue full; dropped a %d-frame message", len(frames))

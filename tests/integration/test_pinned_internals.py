@@ -15,11 +15,11 @@ import pytest
 import zmq
 from aiohttp import web
 
-from clipper_core.query_frontend import rpc_service
 from clipper_core.query_frontend.server import request_factory
+from clipper_core.rpc import frames as rpc_frames
 
 ZMQ_HINT = (
-    "pyzmq {version} changed zmq.backend.Socket, which clipper_core/query_frontend/rpc_service.py "
+    "pyzmq {version} changed zmq.backend.Socket, which clipper_core/rpc/frames.py "
     "calls directly on the hot path (_backend_send/_backend_recv/_backend_get): {problem}. Adapt "
     "those calls (or go back to Socket.send/recv/getsockopt) and revisit the pyzmq bound in "
     "pyproject.toml."
@@ -60,12 +60,12 @@ def test_zmq_backend_calls_carry_multipart_messages() -> None:
         receiver.bind("inproc://pinned-internals")
         sender.connect("inproc://pinned-internals")
         frames = [b"", b"header", bytearray(b"x" * 100), memoryview(b"tail")]
-        rpc_service._send_message(sender, b"peer", frames)
-        assert rpc_service._is_readable(receiver), _zmq_problem("EVENTS does not report POLLIN")
-        received = rpc_service._recv_message(receiver)
+        rpc_frames.send_frames(sender, frames, b"peer")
+        assert rpc_frames.is_readable(receiver), _zmq_problem("EVENTS does not report POLLIN")
+        received = rpc_frames.recv_frames(receiver)
         assert received == [b"peer", b"", b"header", b"x" * 100, b"tail"], _zmq_problem(repr(received))
         with pytest.raises(zmq.Again):
-            rpc_service._recv_message(receiver)
+            rpc_frames.recv_frames(receiver)
     finally:
         sender.close(0)
         receiver.close(0)

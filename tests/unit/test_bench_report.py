@@ -20,7 +20,8 @@ PASSING: dict[str, Any] = {
         "by_concurrency": {
             "1": {"reference": _run(1000), "frontend": _run(700), "frontend_fixed_batch_1": _run(800),
                   "ratio_to_reference": 0.7, "adaptive_over_fixed_batch_1": 0.875},
-            "32": {"reference": _run(1000, p99=6.0), "frontend": _run(650, p99=9.0), "ratio_to_reference": 0.65},
+            "32": {"reference": _run(1000, p99=6.0), "frontend": _run(650, p99=9.0),
+                   "ratio_to_reference": 0.65},
         },
         "cache": {"concurrency": 32, "reference": _run(1000), "frontend_cache_hits": _run(850),
                   "ratio_to_reference": 0.85},
