@@ -27,6 +27,7 @@ __all__ = [
     "CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL",
     "CLIPPER_QUERY_FRONTEND_ID_LABEL",
     "CONTAINERLESS_MODEL_IMAGE",
+    "QUERY_FRONTEND_ADDRESS_ENV",
     "REDIS_PASSWORD_ENV",
     "REDIS_PERSISTENCE_ARGS",
     "RPC_SECRET_ENV",
@@ -57,9 +58,11 @@ CONTAINERLESS_MODEL_IMAGE: Final = "NO_CONTAINER"
 # A managed Redis keeps every record in an append-only file, written before each reply and
 # fsynced every second: a restarted Redis (SIGTERM or SIGKILL) comes back with all of them.
 REDIS_PERSISTENCE_ARGS: Final = ("--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
-# Environment variables the frontends read (clipper_core.settings): Redis AUTH, admin API token.
+# Environment variables the frontends read (clipper_core.settings): Redis AUTH, admin API token,
+# the query frontends whose /metrics the management frontend's dashboard samples.
 REDIS_PASSWORD_ENV: Final = "REDIS_PASSWORD"
 ADMIN_TOKEN_ENV: Final = "CLIPPER_ADMIN_TOKEN"
+QUERY_FRONTEND_ADDRESS_ENV: Final = "CLIPPER_QUERY_FRONTEND_ADDRESS"
 # The cluster's RPC secret (secure_rpc=True), read by the query frontend and model containers.
 RPC_SECRET_ENV: Final = "CLIPPER_RPC_SECRET"
 

@@ -6,6 +6,7 @@ an engine; ``DockerContainerManager`` runs the specs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -27,10 +28,12 @@ from clipper_admin.container_manager import (
 )
 
 __all__ = [
+    "CONTAINER_RESTART_POLICY",
     "ContainerSpec",
     "NetworkLayout",
     "management_frontend_spec",
     "model_replica_spec",
+    "query_frontend_address",
     "query_frontend_spec",
     "redis_address_for_frontends",
     "redis_spec",
@@ -40,6 +43,11 @@ LOOPBACK_ADDRESSES: Final = frozenset({"localhost", "127.0.0.1"})
 LOOPBACK_IP: Final = "127.0.0.1"
 # Where the managed Redis keeps its append-only file inside its container (a named volume).
 REDIS_DATA_DIR: Final = "/data"
+# Every container of a cluster (Redis, both frontends, model replicas), as the local supervisor
+# restarts every process: the engine starts an exited one again after a back-off (100 ms,
+# doubling to 1 min, reset once it has run 10 s) and after an engine restart; a container
+# stopped on purpose (``stop_all``, scaling down) stays down.
+CONTAINER_RESTART_POLICY: Final[Mapping[str, str]] = {"Name": "unless-stopped"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +111,7 @@ def redis_spec(
         "redis", image, labels, command, environment,
         ports=layout.publish(CLIPPER_INTERNAL_REDIS_PORT, port),
         volumes={data_volume: {"bind": REDIS_DATA_DIR, "mode": "rw"}},
-        restart_policy={"Name": "unless-stopped"},
+        restart_policy=dict(CONTAINER_RESTART_POLICY),
     )  # fmt: skip
 
 
@@ -133,6 +141,17 @@ def _rpc_secret_environment(rpc_secret: str | None) -> dict[str, str]:
     return {} if rpc_secret is None else {RPC_SECRET_ENV: rpc_secret}
 
 
+def query_frontend_address(
+    layout: NetworkLayout, container_name: str, port: int, instance_port: int | None = None
+) -> str:
+    """Where the management frontend reads one query frontend's ``/metrics``: on the host network
+    ``127.0.0.1`` and the port only that frontend serves (its instance port, or the REST port
+    when it is alone); on a bridge its container name and internal REST port."""
+    if layout.host_network:
+        return f"{LOOPBACK_IP}:{instance_port or port}"
+    return f"{container_name}:{CLIPPER_INTERNAL_QUERY_PORT}"
+
+
 def management_frontend_spec(
     layout: NetworkLayout,
     image: str,
@@ -141,10 +160,15 @@ def management_frontend_spec(
     port: int,
     redis_password: str | None = None,
     admin_token: str | None = None,
+    query_frontend_addresses: Sequence[str] = (),
 ) -> ContainerSpec:
+    """The management frontend; its dashboard samples ``query_frontend_addresses`` (each one
+    served by one query frontend alone, see ``query_frontend_address``) and sums them."""
     listen = layout.listen_port(CLIPPER_INTERNAL_MANAGEMENT_PORT, port)
     command = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={layout.bind_host}",
                f"--port={listen}"]  # fmt: skip
+    if query_frontend_addresses:
+        command.append(f"--query_frontend_address={','.join(query_frontend_addresses)}")
     labels = {
         CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL: "",
         CLIPPER_DOCKER_PORT_LABELS["management"]: str(port),
@@ -154,7 +178,8 @@ def management_frontend_spec(
         **_secrets_environment(redis_password, admin_token),
     }
     ports = layout.publish(CLIPPER_INTERNAL_MANAGEMENT_PORT, port)
-    return ContainerSpec("mgmt_frontend", image, labels, command, environment, ports)
+    return ContainerSpec("mgmt_frontend", image, labels, command, environment, ports,
+                         restart_policy=dict(CONTAINER_RESTART_POLICY))  # fmt: skip
 
 
 def query_frontend_spec(
@@ -200,7 +225,8 @@ def query_frontend_spec(
         **layout.publish(CLIPPER_INTERNAL_QUERY_PORT, port),
         **layout.publish(CLIPPER_INTERNAL_RPC_PORT, rpc_port),
     }
-    return ContainerSpec("query_frontend", image, labels, command, environment, ports)
+    return ContainerSpec("query_frontend", image, labels, command, environment, ports,
+                         restart_policy=dict(CONTAINER_RESTART_POLICY))  # fmt: skip
 
 
 def model_replica_spec(
@@ -232,4 +258,5 @@ def model_replica_spec(
         CLIPPER_MODEL_CONTAINER_LABEL: create_model_container_label(name, version),
         CLIPPER_QUERY_FRONTEND_ID_LABEL: str(frontend_id),
     }
-    return ContainerSpec(f"{name}_{version}", image, labels, environment=environment)
+    return ContainerSpec(f"{name}_{version}", image, labels, environment=environment,
+                         restart_policy=dict(CONTAINER_RESTART_POLICY))  # fmt: skip

@@ -170,10 +170,14 @@ def wait_for_containers(containers: Sequence[Container], timeout_s: float = CONT
             state = container.attrs.get("State", {})
             status = state.get("Status")
             health = _health_status(container)
-            if status in ("exited", "dead") or health == "unhealthy":
+            # A container with a restart policy that exits is "restarting", then runs again:
+            # one that exited while starting has failed, whatever the engine does next.
+            restarts = container.attrs.get("RestartCount") or 0
+            if status in ("exited", "dead", "restarting") or health == "unhealthy" or restarts:
                 raise ClipperException(
                     f"Container {container.name} failed to start (status {status}, health {health}, "
-                    f"exit code {state.get('ExitCode')}). Last log lines:\n{_log_tail(container)}"
+                    f"exit code {state.get('ExitCode')}, restarts {restarts}). "
+                    f"Last log lines:\n{_log_tail(container)}"
                 )
             if status == "running" and health in (None, "healthy"):
                 progress[container.id].done()

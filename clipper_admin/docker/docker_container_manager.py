@@ -51,6 +51,7 @@ from clipper_admin.docker.container_specs import (
     NetworkLayout,
     management_frontend_spec,
     model_replica_spec,
+    query_frontend_address,
     query_frontend_spec,
     redis_address_for_frontends,
     redis_spec,
@@ -248,12 +249,6 @@ class DockerContainerManager(ContainerManager):
                            self._create_redis_volume())
             )  # fmt: skip
             redis_host, redis_port = redis_address_for_frontends(layout, redis.name, self.redis_port)
-        self._run_healthy(
-            management_frontend_spec(
-                layout, mgmt_frontend_image, redis_host, redis_port, self.clipper_management_port,
-                self.redis_password, self.admin_token,
-            )
-        )  # fmt: skip
         self.rpc_secret = new_secret() if self.secure_rpc else None
         frontends = [
             self._run(
@@ -265,8 +260,19 @@ class DockerContainerManager(ContainerManager):
             )
             for i, (rpc_port, instance_port) in enumerate(frontend_ports)
         ]  # fmt: skip
-        # Each one's health check reads its own port (the instance port when they share one).
-        api.wait_for_containers(frontends)
+        # The query frontends run first: on a bridge the dashboard reaches them by container name.
+        metrics_sources = [
+            query_frontend_address(layout, container.name, self.clipper_query_port, instance_port)
+            for container, (_, instance_port) in zip(frontends, frontend_ports, strict=True)
+        ]
+        management = self._run(
+            management_frontend_spec(
+                layout, mgmt_frontend_image, redis_host, redis_port, self.clipper_management_port,
+                self.redis_password, self.admin_token, metrics_sources,
+            )
+        )  # fmt: skip
+        # Each frontend's health check reads its own port (the instance port when they share one).
+        api.wait_for_containers([management, *frontends])
         self.connect()
 
     def _create_redis_volume(self) -> str:

@@ -235,7 +235,8 @@ class KubernetesContainerManager(KubernetesApiMixin, ContainerManager):
         self._create(
             self._apps.create_namespaced_deployment,
             m.management_deployment(
-                cluster, mgmt_frontend_image, pull, network, redis_host, redis_port, ports.management
+                cluster, mgmt_frontend_image, pull, network, redis_host, redis_port, ports.management,
+                m.dashboard_sources(cluster, network, ports.query),
             ),
         )
         self._create(

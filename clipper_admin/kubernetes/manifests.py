@@ -34,6 +34,7 @@ from clipper_admin.container_manager import (
     CLIPPER_INTERNAL_RPC_PORT,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_NAME_LABEL,
+    QUERY_FRONTEND_ADDRESS_ENV,
     create_model_container_label,
 )
 from clipper_admin.exceptions import ClipperException
@@ -47,6 +48,7 @@ __all__ = [
     "cluster_role",
     "cluster_role_binding",
     "cluster_selector",
+    "dashboard_sources",
     "management_deployment",
     "management_service",
     "metrics_config_map",
@@ -363,6 +365,21 @@ def redis_service(cluster: str, service_type: str, public_port: int) -> Manifest
 # ---------------------------------------------------------------------------------------- frontends
 
 
+def dashboard_sources(cluster: str, network: PodNetwork, query_ports: Sequence[int]) -> list[str]:
+    """Where the management frontend's dashboard reads each query frontend's ``/metrics``: an
+    address only that frontend serves (the shared REST Service would answer from any of them).
+
+    On the cluster network, each frontend's own Service (``query_rpc_service``, which carries
+    its REST port too); on the node network, the node address and each frontend's port, which
+    assumes the query frontends run on the management frontend's node (a single node, as the
+    loopback-only test cluster; pods on other nodes are not sampled).
+    """
+    if network.host_network:
+        return [f"{network.listen_host}:{port}" for port in query_ports]
+    return [f"{query_frontend_name(cluster, i)}:{CLIPPER_INTERNAL_QUERY_PORT}"
+            for i in range(len(query_ports))]  # fmt: skip
+
+
 def management_deployment(
     cluster: str,
     image: str,
@@ -371,13 +388,20 @@ def management_deployment(
     redis_host: str,
     redis_port: int,
     port: int,
+    query_frontend_addresses: Sequence[str] = (),
 ) -> Manifest:
+    """The management frontend; its dashboard sums the ``/metrics`` of
+    ``query_frontend_addresses`` (``CLIPPER_QUERY_FRONTEND_ADDRESS``, see ``dashboard_sources``)."""
     labels = _labels(cluster, MANAGEMENT_ROLE)
     args = [f"--redis_ip={redis_host}", f"--redis_port={redis_port}", f"--host={network.listen_host}",
             f"--port={port}"]  # fmt: skip
+    env = _healthcheck_env(network, port, "/admin/ping")
+    if query_frontend_addresses:
+        # After NODE_IP in the container's env, so a $(NODE_IP) here is expanded.
+        env[QUERY_FRONTEND_ADDRESS_ENV] = ",".join(query_frontend_addresses)
     container = _container(
         "mgmt-frontend", image, pull_policy, args, {MANAGEMENT_PORT_NAME: port}, network,
-        _healthcheck_env(network, port, "/admin/ping"), _http_probe("/admin/ping", MANAGEMENT_PORT_NAME),
+        env, _http_probe("/admin/ping", MANAGEMENT_PORT_NAME),
     )  # fmt: skip
     return _deployment(management_name(cluster), labels, labels, network.pod_spec([container]))
 
@@ -419,10 +443,16 @@ def query_frontend_deployment(
 
 
 def query_rpc_service(cluster: str, frontend_id: int, service_type: str) -> Manifest:
-    """The RPC Service of one query frontend: what its model containers connect to."""
+    """The Service of one query frontend: its RPC port (the original's; what its model
+    containers connect to), then its REST port, which the dashboard reads ``/metrics`` at."""
     labels = _labels(cluster, QUERY_FRONTEND_ROLE, **{CLIPPER_QUERY_FRONTEND_ID_LABEL: str(frontend_id)})
-    return _service(query_frontend_name(cluster, frontend_id), labels, labels, service_type,
-                    str(CLIPPER_INTERNAL_RPC_PORT), CLIPPER_INTERNAL_RPC_PORT, RPC_PORT_NAME)  # fmt: skip
+    service = _service(query_frontend_name(cluster, frontend_id), labels, labels, service_type,
+                       str(CLIPPER_INTERNAL_RPC_PORT), CLIPPER_INTERNAL_RPC_PORT, RPC_PORT_NAME)  # fmt: skip
+    service["spec"]["ports"].append(
+        {"name": str(CLIPPER_INTERNAL_QUERY_PORT), "port": CLIPPER_INTERNAL_QUERY_PORT,
+         "targetPort": QUERY_PORT_NAME, "protocol": "TCP"}
+    )  # fmt: skip
+    return service
 
 
 def query_service(cluster: str, service_type: str) -> Manifest:

@@ -14,6 +14,7 @@ from clipper_admin.docker.container_specs import (
     NetworkLayout,
     management_frontend_spec,
     model_replica_spec,
+    query_frontend_address,
     query_frontend_spec,
     redis_address_for_frontends,
     redis_spec,
@@ -109,3 +110,30 @@ def test_admin_token_reaches_the_management_frontend_by_environment() -> None:
     assert mgmt.environment["CLIPPER_ADMIN_TOKEN"] == "tok"
     assert "REDIS_PASSWORD" not in mgmt.environment
     assert not any("tok" in arg for arg in mgmt.command or [])
+
+
+def test_the_dashboard_reads_each_query_frontend_where_only_it_answers() -> None:
+    assert query_frontend_address(HOST, "query_frontend-7", 11337) == "127.0.0.1:11337"
+    assert query_frontend_address(HOST, "query_frontend-7", 11337, 21337) == "127.0.0.1:21337"
+    assert query_frontend_address(BRIDGE, "query_frontend-7", 11337) == "query_frontend-7:1337"
+
+    sources = ["127.0.0.1:21337", "127.0.0.1:21338"]
+    mgmt = management_frontend_spec(HOST, "img/mgmt", "127.0.0.1", 16379, 11338, "pw", None, sources)
+    assert mgmt.command == ["--redis_ip=127.0.0.1", "--redis_port=16379", "--host=127.0.0.1", "--port=11338",
+                            "--query_frontend_address=127.0.0.1:21337,127.0.0.1:21338"]  # fmt: skip
+    alone = management_frontend_spec(HOST, "img/mgmt", "127.0.0.1", 16379, 11338)
+    assert not any("query_frontend_address" in arg for arg in alone.command or [])
+
+
+def test_every_container_restarts_unless_stopped() -> None:
+    """As the local supervisor restarts every process of its cluster."""
+    for layout in (HOST, BRIDGE):
+        specs = [
+            redis_spec(layout, "img/redis", 16379, "pw", "vol-1"),
+            management_frontend_spec(layout, "img/mgmt", "redis-1", 6379, 11338),
+            query_frontend_spec(layout, "img/qf", "redis-1", 6379, 11337, 17000, 1024),
+            model_replica_spec(layout, "m", "1", "doubles", "img/m", "query_frontend-7", 17000),
+        ]
+        assert [spec.restart_policy for spec in specs] == [{"Name": "unless-stopped"}] * 4
+    shared = query_frontend_spec(HOST, "img/qf", "127.0.0.1", 16379, 11337, 17001, 1024, instance_port=21337)
+    assert shared.restart_policy == {"Name": "unless-stopped"}

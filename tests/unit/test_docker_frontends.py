@@ -9,6 +9,7 @@ import pytest
 
 from clipper_admin.container_manager import (
     CLIPPER_DOCKER_PORT_LABELS,
+    CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL,
     CLIPPER_MODEL_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL,
     CLIPPER_QUERY_FRONTEND_ID_LABEL,
@@ -46,9 +47,9 @@ def test_a_replica_names_its_frontend() -> None:
 
 class FakeContainer:
     def __init__(self, name: str, image: str, labels: dict[str, str], environment: dict[str, str],
-                 command: list[str] | None) -> None:
+                 command: list[str] | None, restart_policy: dict[str, Any] | None = None) -> None:
         self.name, self.image, self.labels, self.command = name, image, labels, command
-        self.environment = environment
+        self.environment, self.restart_policy = environment, restart_policy
         self.attrs = {"Config": {"Env": [f"{k}={v}" for k, v in environment.items()]}}
 
 
@@ -60,8 +61,9 @@ class FakeEngine:
         self.containers = self
 
     def run(self, image: str, name: str, labels: dict[str, str], environment: dict[str, str] | None = None,
-            command: list[str] | None = None, **_: Any) -> FakeContainer:
-        container = FakeContainer(name, image, labels, environment or {}, command)
+            command: list[str] | None = None, restart_policy: dict[str, Any] | None = None,
+            **_: Any) -> FakeContainer:
+        container = FakeContainer(name, image, labels, environment or {}, command, restart_policy)
         self.running.append(container)
         return container
 
@@ -95,6 +97,18 @@ def make_manager(engine: FakeEngine, network: str = "host") -> DockerContainerMa
     return manager
 
 
+def management_of(engine: FakeEngine) -> FakeContainer:
+    (only,) = [c for c in engine.running if CLIPPER_MGMT_FRONTEND_CONTAINER_LABEL in c.labels]
+    return only
+
+
+def dashboard_sources(engine: FakeEngine) -> list[str]:
+    """The --query_frontend_address list the management frontend was started with."""
+    flags = [a for a in management_of(engine).command or [] if a.startswith("--query_frontend_address=")]
+    assert len(flags) == 1, management_of(engine).command
+    return flags[0].partition("=")[2].split(",")
+
+
 def frontends_of(engine: FakeEngine) -> list[FakeContainer]:
     found = [c for c in engine.running if CLIPPER_QUERY_FRONTEND_CONTAINER_LABEL in c.labels]
     return sorted(found, key=lambda c: c.labels[CLIPPER_QUERY_FRONTEND_ID_LABEL])
@@ -117,12 +131,15 @@ def test_two_frontends_share_the_rest_port_and_each_gets_its_own_replicas(engine
         assert f"--instance_port={instance_port}" in container.command
     assert manager.get_query_addr() == f"localhost:{manager.clipper_query_port}"
     assert manager.get_query_frontend_addrs() == [f"localhost:{p}" for p in instance]
+    # The dashboard sums every frontend, each read on its own instance port.
+    assert dashboard_sources(engine) == [f"127.0.0.1:{p}" for p in instance]
 
     manager.set_num_replicas("m", "1", "doubles", "img/m:1", 2)
     replicas = [c for c in engine.running if CLIPPER_MODEL_CONTAINER_LABEL in c.labels]
     frontend_id = CLIPPER_QUERY_FRONTEND_ID_LABEL
     placed = sorted((c.labels[frontend_id], c.environment["CLIPPER_PORT"]) for c in replicas)
     assert placed == [("0", str(rpc[0])), ("0", str(rpc[0])), ("1", str(rpc[1])), ("1", str(rpc[1]))]
+    assert all(c.restart_policy == {"Name": "unless-stopped"} for c in engine.running)
     assert manager.get_num_replicas("m", "1") == 2
 
     # Another process connects: it finds both frontends, and scaling down reaches both.
@@ -141,6 +158,19 @@ def test_one_frontend_is_laid_out_as_before(engine: FakeEngine) -> None:
     (only,) = frontends_of(engine)
     assert only.command is not None and not any("reuse_port" in part for part in only.command)
     assert manager.get_query_frontend_addrs() == [manager.get_query_addr()]
+    assert dashboard_sources(engine) == [f"127.0.0.1:{manager.clipper_query_port}"]
+    # Redis, the query frontend, the management frontend: the engine restarts each.
+    assert [c.restart_policy for c in engine.running] == [{"Name": "unless-stopped"}] * 3
+
+
+def test_on_a_bridge_the_dashboard_reaches_the_query_frontend_by_container_name(
+    engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manager_module.api, "create_network", lambda *args: True)
+    manager = make_manager(engine, network="clipper_network")
+    manager.start_clipper()
+    (only,) = frontends_of(engine)
+    assert dashboard_sources(engine) == [f"{only.name}:1337"]
 
 
 def test_several_frontends_need_the_host_network(engine: FakeEngine) -> None:

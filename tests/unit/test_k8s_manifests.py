@@ -181,6 +181,37 @@ def test_services_point_at_named_ports() -> None:
         assert service["metadata"]["labels"][CLIPPER_DOCKER_LABEL] == CLUSTER
 
 
+def test_each_query_frontend_service_also_carries_its_rest_port() -> None:
+    """The dashboard reads each frontend's /metrics through it (the shared Service would answer
+    from any frontend); the RPC port stays first, as the original's."""
+    rpc = m.query_rpc_service(CLUSTER, 1, "NodePort")
+    assert rpc["spec"]["ports"] == [
+        {"name": "7000", "port": 7000, "targetPort": "rpc", "protocol": "TCP"},
+        {"name": "1337", "port": 1337, "targetPort": "query", "protocol": "TCP"},
+    ]
+    assert rpc["spec"]["selector"][m.CLIPPER_QUERY_FRONTEND_ID_LABEL] == "1"
+
+
+def test_the_dashboard_samples_every_query_frontend_on_the_cluster_network() -> None:
+    sources = m.dashboard_sources(CLUSTER, POD, (1337, 1337))
+    assert sources == ["query-frontend-0-at-c1:1337", "query-frontend-1-at-c1:1337"]
+    body = m.management_deployment(CLUSTER, "mg", "IfNotPresent", POD, "redis-at-c1", 6379, 1338, sources)
+    assert env(body)["CLIPPER_QUERY_FRONTEND_ADDRESS"] == ",".join(sources)
+    assert not any("query_frontend_address" in arg for arg in container(body)["args"])
+    alone = m.management_deployment(CLUSTER, "mg", "IfNotPresent", POD, "redis-at-c1", 6379, 1338)
+    assert "CLIPPER_QUERY_FRONTEND_ADDRESS" not in env(alone)
+
+
+def test_the_dashboard_samples_every_query_frontend_on_the_node_network() -> None:
+    sources = m.dashboard_sources(CLUSTER, NODE, (40002, 40004))
+    assert sources == ["$(NODE_IP):40002", "$(NODE_IP):40004"]
+    body = m.management_deployment(CLUSTER, "mg", "IfNotPresent", NODE, "127.0.0.1", 40001, 40003, sources)
+    assert env(body)["CLIPPER_QUERY_FRONTEND_ADDRESS"] == "$(NODE_IP):40002,$(NODE_IP):40004"
+    # $(NODE_IP) expands only when NODE_IP is defined earlier in the list.
+    names = [e["name"] for e in container(body)["env"]]
+    assert names.index("NODE_IP") < names.index("CLIPPER_QUERY_FRONTEND_ADDRESS")
+
+
 def test_redis_listens_where_told() -> None:
     pod = m.redis_deployment(CLUSTER, "clipper/redis:1", "IfNotPresent", NODE, 40100)
     command = container(pod)["command"]
