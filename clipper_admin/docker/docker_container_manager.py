@@ -9,6 +9,9 @@ Deliberate differences from the original (documented in the README):
 - Removed replicas, ``stop_*`` and ``stop_all`` delete the containers (not just stop them);
   ``stop_all`` also deletes the network when this library created it and nothing else uses it.
 - Missing Clipper images are built from ``dockerfiles/`` (see ``images.ensure_image``).
+- Every container restarts ``unless-stopped`` (the original set no restart policy), as the local
+  supervisor restarts every process; the management frontend gets every query frontend's
+  address (``--query_frontend_address``) for its dashboard.
 - ``num_frontend_replicas=N`` runs N query-frontend containers on the host network sharing
   the REST port (``SO_REUSEPORT``), each with its own RPC port, instance port and replicas of
   every model, as the original's Kubernetes manager did with pods.
