@@ -421,7 +421,12 @@ class DockerContainerManager(ContainerManager):
         self, name: str, version: str, input_type: str, image: str, num_replicas: int
     ) -> None:
         """Add containers up to, or delete containers down to, ``num_replicas`` (per query
-        frontend when the cluster has several)."""
+        frontend when the cluster has several).
+
+        Raises:
+            ClipperException: a new container did not become healthy (with its last log
+                lines); every container this call added is deleted.
+        """
         version = str(version)
         validate_versioned_model_name(name, version)
         groups = self._replicas_by_frontend(name, version)
@@ -444,7 +449,13 @@ class DockerContainerManager(ContainerManager):
         if removed:
             api.remove_containers(removed)
         if added:
-            api.wait_for_containers(added)
+            try:
+                api.wait_for_containers(added)
+            except ClipperException:
+                # As the local manager: a failed scale-up leaves none of its new replicas
+                # (with the restart policy one that crashed would otherwise loop).
+                api.remove_containers(added, graceful=False)
+                raise
 
     def _add_replica(
         self, name: str, version: str, input_type: str, image: str, frontend: int = 0

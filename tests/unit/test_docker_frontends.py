@@ -177,3 +177,20 @@ def test_several_frontends_need_the_host_network(engine: FakeEngine) -> None:
     with pytest.raises(ClipperException, match="docker_network='host'"):
         make_manager(engine, network="clipper_network").start_clipper(num_frontend_replicas=2)
     assert engine.running == []
+
+
+def test_a_failed_scale_up_deletes_the_replicas_it_added(
+    engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They restart unless stopped: left behind, a replica that crashed would loop (and count)."""
+    manager = make_manager(engine)
+    manager.start_clipper(num_frontend_replicas=2)
+
+    def crashed(containers: list[FakeContainer], **_: Any) -> None:
+        raise ClipperException(f"Container {containers[0].name} failed to start")
+
+    monkeypatch.setattr(manager_module.api, "wait_for_containers", crashed)
+    with pytest.raises(ClipperException, match="failed to start"):
+        manager.set_num_replicas("m", "1", "doubles", "img/m:1", 1)
+    assert [c for c in engine.running if CLIPPER_MODEL_CONTAINER_LABEL in c.labels] == []
+    assert len(frontends_of(engine)) == 2
