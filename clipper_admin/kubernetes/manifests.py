@@ -372,7 +372,8 @@ def dashboard_sources(cluster: str, network: PodNetwork, query_ports: Sequence[i
     On the cluster network, each frontend's own Service (``query_rpc_service``, which carries
     its REST port too); on the node network, the node address and each frontend's port, which
     assumes the query frontends run on the management frontend's node (a single node, as the
-    loopback-only test cluster; pods on other nodes are not sampled).
+    loopback-only test cluster). One on another node is reported unreachable, and the dashboard
+    records no round that misses a frontend, so such a cluster's dashboard has no metrics.
     """
     if network.host_network:
         return [f"{network.listen_host}:{port}" for port in query_ports]
