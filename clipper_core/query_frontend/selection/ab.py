@@ -8,16 +8,15 @@ weight set at all the split is even.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from typing import ClassVar
 
-from clipper_core.query_frontend.selection.base import Combined, Feedback, SelectionQuery
+from clipper_core.query_frontend.selection.base import OneModelPerQuery, SelectionQuery
 from clipper_core.state import AppInfo, ModelId, PolicyState, SelectionPolicyName
 
 __all__ = ["ABSplitPolicy"]
 
 
-class ABSplitPolicy:
+class ABSplitPolicy(OneModelPerQuery):
     name: ClassVar[str] = SelectionPolicyName.AB
     learns: ClassVar[bool] = False
     is_ensemble: ClassVar[bool] = False
@@ -34,19 +33,3 @@ class ABSplitPolicy:
         if not any(w > 0 for w in weights):
             return ()
         return (self._rng.choices(candidates, weights)[0],)
-
-    def combine(
-        self, state: PolicyState, query: SelectionQuery, predictions: Mapping[ModelId, bytes]
-    ) -> Combined:
-        for output in predictions.values():
-            return Combined(output, 1.0)
-        return Combined(None, 0.0)
-
-    def feedback_models(
-        self, state: PolicyState, query: SelectionQuery, cached: frozenset[ModelId]
-    ) -> tuple[ModelId, ...]:
-        return ()
-
-    def observe(self, state: PolicyState, query: SelectionQuery, feedback: Feedback) -> PolicyState:
-        return state
-

@@ -21,6 +21,7 @@ __all__ = [
     "WEIGHT_FLOOR",
     "Combined",
     "Feedback",
+    "OneModelPerQuery",
     "SelectionPolicy",
     "SelectionQuery",
     "candidate_weights",
@@ -96,6 +97,29 @@ class SelectionPolicy(Protocol):
     def observe(self, state: PolicyState, query: SelectionQuery, feedback: Feedback) -> PolicyState:
         """The state after one feedback round (pure: may be re-run on a write conflict)."""
         ...
+
+
+class OneModelPerQuery:
+    """The answer half of policies that ask one model per query (default, ab, exp3).
+
+    That model's output is the answer, at full confidence; without an override such a policy
+    needs no feedback and keeps its state as it is.
+    """
+
+    def combine(
+        self, state: PolicyState, query: SelectionQuery, predictions: Mapping[ModelId, bytes]
+    ) -> Combined:
+        for output in predictions.values():
+            return Combined(output, 1.0)
+        return Combined(None, 0.0)
+
+    def feedback_models(
+        self, state: PolicyState, query: SelectionQuery, cached: frozenset[ModelId]
+    ) -> tuple[ModelId, ...]:
+        return ()
+
+    def observe(self, state: PolicyState, query: SelectionQuery, feedback: Feedback) -> PolicyState:
+        return state
 
 
 PolicyFactory = Callable[[AppInfo], SelectionPolicy]

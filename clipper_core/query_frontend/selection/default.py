@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
-from clipper_core.query_frontend.selection.base import Combined, Feedback, SelectionQuery
+from clipper_core.query_frontend.selection.base import OneModelPerQuery, SelectionQuery
 from clipper_core.state import AppInfo, ModelId, PolicyState, SelectionPolicyName
 
 __all__ = ["DefaultOutputSelectionPolicy"]
 
 
-class DefaultOutputSelectionPolicy:
+class DefaultOutputSelectionPolicy(OneModelPerQuery):
     """One model per query, no state, no learning (core spec 3.1): today's behaviour."""
 
     name: ClassVar[str] = SelectionPolicyName.DEFAULT
@@ -23,18 +22,3 @@ class DefaultOutputSelectionPolicy:
 
     def select(self, state: PolicyState, query: SelectionQuery) -> tuple[ModelId, ...]:
         return query.candidates[:1]  # extra candidates are ignored, as the original logs and ignores them
-
-    def combine(
-        self, state: PolicyState, query: SelectionQuery, predictions: Mapping[ModelId, bytes]
-    ) -> Combined:
-        for output in predictions.values():
-            return Combined(output, 1.0)
-        return Combined(None, 0.0)
-
-    def feedback_models(
-        self, state: PolicyState, query: SelectionQuery, cached: frozenset[ModelId]
-    ) -> tuple[ModelId, ...]:
-        return ()
-
-    def observe(self, state: PolicyState, query: SelectionQuery, feedback: Feedback) -> PolicyState:
-        return state

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from clipper_core.query_frontend.selection.base import (
-    Combined,
     Feedback,
+    OneModelPerQuery,
     SelectionQuery,
     candidate_weights,
     normalised,
@@ -61,7 +60,7 @@ def exploration(rounds: int, arms: int, min_gamma: float = EXP3_MIN_GAMMA) -> fl
     return max(min_gamma, min(1.0, math.sqrt(arms * math.log(arms) / ((math.e - 1) * horizon))))
 
 
-class Exp3Policy:
+class Exp3Policy(OneModelPerQuery):
     name: ClassVar[str] = SelectionPolicyName.EXP3
     learns: ClassVar[bool] = True
     is_ensemble: ClassVar[bool] = False
@@ -89,13 +88,6 @@ class Exp3Policy:
         if len(candidates) <= 1:
             return candidates
         return (self._rng.choices(candidates, self.probabilities(state, candidates))[0],)
-
-    def combine(
-        self, state: PolicyState, query: SelectionQuery, predictions: Mapping[ModelId, bytes]
-    ) -> Combined:
-        for output in predictions.values():
-            return Combined(output, 1.0)
-        return Combined(None, 0.0)
 
     def feedback_models(
         self, state: PolicyState, query: SelectionQuery, cached: frozenset[ModelId]
