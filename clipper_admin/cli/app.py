@@ -430,18 +430,26 @@ def predict(
 def link(ctx: typer.Context, app_name: Annotated[str, typer.Argument(metavar="APP")],
          model: Annotated[str, typer.Argument(metavar="MODEL")], as_json: JsonOption = False) -> None:
     """Route an application's queries to a model."""
-    with _command(ctx, as_json) as out:
-        connect(_options(ctx)).link_model_to_app(app_name, model)
-        out.result({"app": app_name, "model": model, "linked": True}, f"Linked {model} to {app_name}")
+    _set_link(ctx, app_name, model, as_json, linked=True)
 
 
 @app.command()
 def unlink(ctx: typer.Context, app_name: Annotated[str, typer.Argument(metavar="APP")],
            model: Annotated[str, typer.Argument(metavar="MODEL")], as_json: JsonOption = False) -> None:
     """Remove the link between an application and a model."""
+    _set_link(ctx, app_name, model, as_json, linked=False)
+
+
+def _set_link(ctx: typer.Context, app_name: str, model: str, as_json: bool, *, linked: bool) -> None:
     with _command(ctx, as_json) as out:
-        connect(_options(ctx)).unlink_model_from_app(app_name, model)
-        out.result({"app": app_name, "model": model, "linked": False}, f"Unlinked {model} from {app_name}")
+        conn = connect(_options(ctx))
+        if linked:
+            conn.link_model_to_app(app_name, model)
+            text = f"Linked {model} to {app_name}"
+        else:
+            conn.unlink_model_from_app(app_name, model)
+            text = f"Unlinked {model} from {app_name}"
+        out.result({"app": app_name, "model": model, "linked": linked}, text)
 
 
 @app.command()

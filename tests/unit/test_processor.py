@@ -55,6 +55,17 @@ class StaticRegistry:
         return ModelId(model_name, version) in self.versions
 
 
+def scripted_future(action: object) -> asyncio.Future[bytes]:
+    """A model's answer as scripted: bytes -> result, an exception -> raised, "hang" -> pending."""
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    if isinstance(action, BaseException):
+        future.set_exception(action)
+    elif action != "hang":
+        assert isinstance(action, bytes)
+        future.set_result(action)
+    return future
+
+
 class ScriptedGateway:
     """Answers per payload: bytes -> output, an exception -> raised, "hang" -> never answers."""
 
@@ -68,14 +79,7 @@ class ScriptedGateway:
 
     def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]:
         self.calls.append((model, payload, deadline))
-        action = self.script[payload]
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        if isinstance(action, BaseException):
-            future.set_exception(action)
-        elif action != "hang":
-            assert isinstance(action, bytes)
-            future.set_result(action)
-        return future
+        return scripted_future(self.script[payload])
 
 
 class RecordingMetrics:

@@ -15,7 +15,7 @@ from clipper_core.query_frontend.inputs import FeedbackRequest
 from clipper_core.query_frontend.processor import SLO_MISSED, QueryProcessor
 from clipper_core.query_frontend.selection import SelectionPolicy
 from clipper_core.state import ModelId, PolicyState
-from tests.unit.test_processor import RecordingMetrics, StaticRegistry
+from tests.unit.test_processor import RecordingMetrics, StaticRegistry, scripted_future
 
 A, B, C = ModelId("a", "1"), ModelId("b", "1"), ModelId("c", "1")
 SLO_US = 50_000
@@ -38,14 +38,9 @@ class ModelGateway:
     def submit(self, model: ModelId, payload: bytes, deadline: float) -> asyncio.Future[bytes]:
         self.calls.append((model, payload))
         action = self.script[model]
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        if isinstance(action, BaseException):
-            future.set_exception(action)
-        elif action != "hang":
-            assert isinstance(action, bytes)
-            future.set_result(action)
+        if isinstance(action, bytes):
             self.cached[(model, payload)] = action
-        return future
+        return scripted_future(action)
 
     def abandon(self, model: ModelId, payload: bytes, future: asyncio.Future[bytes]) -> None:
         self.abandoned.append(model)
