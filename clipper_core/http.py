@@ -1,4 +1,4 @@
-"""Shared aiohttp edge helpers for both frontends.
+"""aiohttp edge helpers of the management frontend (and its dashboard).
 
 - :func:`json_error_middleware`: renders every error as ``{"error": ..., "cause": ...}`` JSON
   (keys in that order): a :class:`~clipper_core.errors.ClipperError` with its own status and texts,
@@ -6,25 +6,31 @@
   reason, and any other exception as 500 after logging it once.
 - :func:`create_app`: an ``web.Application`` with that middleware and a request-body limit
   (aiohttp raises 413 when a handler reads a larger body).
-- :func:`error_response`: the same rendering for servers without the middleware (the query
-  frontend's low-level dispatcher), with :func:`not_found_response` and
-  :func:`method_not_allowed_response` for its own routing.
+- :func:`error_response`: the same rendering for servers without the middleware, with
+  :func:`not_found_response` and :func:`method_not_allowed_response` for their own routing.
 - :func:`json_error_response`: the same body for handlers that answer an error themselves.
 
-Bodies are ``application/json`` without a charset parameter, as the original wrote them.
+The texts and bodies come from :mod:`clipper_core.http_errors`, which the query frontend's own
+HTTP server (no aiohttp) renders too. Bodies are ``application/json`` without a charset
+parameter, as the original wrote them.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from clipper_core.errors import ClipperError
+from clipper_core.http_errors import (
+    JSON_CONTENT_TYPE,
+    ErrorAnswer,
+    answer_for_exception,
+    json_error_body,
+    method_not_allowed,
+    not_found,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -38,35 +44,28 @@ __all__ = [
     "not_found_response",
 ]
 
-logger = logging.getLogger(__name__)
-
-JSON_CONTENT_TYPE: Final = "application/json"
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_error_body(error: str, cause: str) -> bytes:
-    return json.dumps({"error": error, "cause": cause}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def json_error_response(status: int, error: str, cause: str) -> web.Response:
     return web.Response(status=status, body=json_error_body(error, cause), content_type=JSON_CONTENT_TYPE)
 
 
+def _response(answer: ErrorAnswer) -> web.Response:
+    response = json_error_response(answer.status, answer.error, answer.cause)
+    if answer.allow is not None:
+        response.headers["Allow"] = answer.allow
+    return response
+
+
 def not_found_response(request: web.BaseRequest) -> web.Response:
-    return json_error_response(404, "Not Found", f"No endpoint for {request.method} {request.path}")
+    return _response(not_found(request.method, request.path))
 
 
 def method_not_allowed_response(request: web.BaseRequest, allowed: Iterable[str]) -> web.Response:
-    allowed_text = ", ".join(sorted(allowed))
-    response = json_error_response(
-        405,
-        "Method Not Allowed",
-        f"Method {request.method} is not allowed for {request.path}; allowed: {allowed_text}",
-    )
-    response.headers["Allow"] = ",".join(sorted(allowed))
-    return response
+    return _response(method_not_allowed(request.method, request.path, allowed))
 
 
 def error_response(request: web.BaseRequest, exc: Exception) -> web.Response:
@@ -75,10 +74,6 @@ def error_response(request: web.BaseRequest, exc: Exception) -> web.Response:
     Raises:
         web.HTTPException: ``exc`` itself when it is not an error (redirects pass through).
     """
-    if isinstance(exc, ClipperError):
-        if exc.http_status >= 500:
-            logger.error("%s %s failed: %s", request.method, request.path, exc.cause)
-        return json_error_response(exc.http_status, exc.error, exc.cause)
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
@@ -91,8 +86,7 @@ def error_response(request: web.BaseRequest, exc: Exception) -> web.Response:
         # The body could not be read as sent (e.g. it does not decode under its
         # Content-Encoding): the client's fault, not ours.
         return json_error_response(400, "Bad Request", f"Cannot read the request body: {exc}")
-    logger.error("Unhandled error in %s %s", request.method, request.path, exc_info=exc)
-    return json_error_response(500, "Internal error", f"{type(exc).__name__}: {exc}")
+    return _response(answer_for_exception(request.method, request.path, exc))
 
 
 @web.middleware

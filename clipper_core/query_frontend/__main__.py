@@ -1,7 +1,7 @@
 """``python -m clipper_core.query_frontend`` / ``clipper-query-frontend``: parse flags, log, serve.
 
 Runs on uvloop when it is installed: its libuv-based loop and transports roughly double the
-request rate aiohttp sustains on one core, which is where the query frontend spends its time.
+request rate the HTTP server sustains on one core, which is where the query frontend spends its time.
 """
 
 from __future__ import annotations

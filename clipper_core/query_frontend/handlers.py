@@ -2,13 +2,15 @@
 
 Routes: ``POST /<app>/predict[/]``, ``POST /<app>/update[/]``, ``GET /metrics``, ``GET /healthz``.
 
-The frontend runs on aiohttp's low-level ``web.Server`` with :class:`QueryRoutes` as its one
-handler instead of a ``web.Application``: with four routes, splitting the path beats the URL
-dispatcher, and one ``try`` beats the middleware chain; together they were about a sixth of the
-CPU of a cache hit. Errors raised here are :class:`~clipper_core.errors.ClipperError` subclasses
-(or aiohttp's 413 from reading an oversize body), rendered as ``{"error","cause"}`` by
-:func:`clipper_core.http.error_response`, the management frontend's rendering too. The one
-exception is ``/update``, whose 400 answers are plain text, as in the original.
+:class:`QueryRoutes` is the one handler of the frontend's own HTTP/1.1 server
+(:mod:`clipper_core.query_frontend.connections`): it takes a
+:class:`~clipper_core.query_frontend.wire.Request` and returns a complete
+:class:`~clipper_core.query_frontend.wire.Response`. With four routes, splitting the path beats a
+URL dispatcher, and one ``try`` beats a middleware chain. Errors raised here are
+:class:`~clipper_core.errors.ClipperError` subclasses (among them the 413 of an oversize body,
+from ``Request.read``), rendered as ``{"error","cause"}`` by :mod:`clipper_core.http_errors`,
+whose texts the management frontend renders too. The one exception is ``/update``, whose 400
+answers are plain text, as in the original.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
 import orjson
-from aiohttp import web
 
 from clipper_core.errors import BadRequest, NotFound
-from clipper_core.http import error_response, method_not_allowed_response, not_found_response
+from clipper_core.http_errors import answer_for_exception, json_error_body, method_not_allowed, not_found
 from clipper_core.jsontext import schema_error_text
 from clipper_core.query_frontend.inputs import (
     PREDICT_SCHEMA,
@@ -34,6 +35,7 @@ from clipper_core.query_frontend.inputs import (
 )
 from clipper_core.query_frontend.processor import QueryProcessor, Reply
 from clipper_core.query_frontend.registry import AppEntry
+from clipper_core.query_frontend.wire import TEXT, Request, Response, error_answer_response
 from clipper_core.rpc.stage_trace import TRACE
 
 __all__ = [
@@ -46,8 +48,6 @@ __all__ = [
 ]
 
 JSON_ERROR: Final = "Json error"
-_JSON: Final = "application/json"
-_TEXT: Final = "text/plain"
 
 
 class MetricsRenderer(Protocol):
@@ -111,7 +111,7 @@ class QueryHandlers:
             raise NotFound(f"Application {name} does not exist")
         return app
 
-    async def predict(self, request: web.BaseRequest, app_name: str) -> web.Response:
+    async def predict(self, request: Request, app_name: str) -> Response:
         # Asked before the body is read (404 first, as the original); the known-app case stays
         # free of an extra coroutine level (each costs a resume per await on the hot path).
         app = self._processor.find_app(app_name) or await self._app_after_catching_up(app_name)
@@ -143,74 +143,70 @@ class QueryHandlers:
         self._processor.check_policy(app)  # once, after the inputs, as the original
         hit = self._processor.answer_from_cache(app, target, payloads)
         if hit is not None:
-            return web.Response(body=orjson.dumps(reply_object(hit)), content_type=_JSON)
+            return Response(orjson.dumps(reply_object(hit)))
         replies = await self._processor.predict(app, target, payloads, cache_checked=True)
         if TRACE is not None:
             TRACE.mark("reply_resumed")
         return self._predictions(replies)
 
     @staticmethod
-    def _predictions(replies: list[Reply]) -> web.Response:
+    def _predictions(replies: list[Reply]) -> Response:
         if len(replies) == 1:  # "input", or a batch of exactly one, answers a single object
             result: dict[str, Any] = reply_object(replies[0])
         else:
             result = {"batch_predictions": [reply_object(r) for r in replies]}
-        return web.Response(body=orjson.dumps(result), content_type=_JSON)
+        return Response(orjson.dumps(result))
 
-    async def update(self, request: web.BaseRequest, app_name: str) -> web.Response:
+    async def update(self, request: Request, app_name: str) -> Response:
         app = self._processor.find_app(app_name) or await self._app_after_catching_up(app_name)
         body = await request.read()
         try:
             feedback = parse_feedback(parse_json_object(body), app.info.input_type)
         except JsonInputError as exc:
-            return web.Response(
-                status=400,
-                text=schema_error_text(exc.message, UPDATE_SCHEMA),
-                content_type=_TEXT,
+            return Response(
+                schema_error_text(exc.message, UPDATE_SCHEMA).encode(), status=400, content_type=TEXT
             )
         # On the original's policy (and the A/B split) no container is contacted and the answer is
         # 1 iff uid is 0, as the original; a learning policy scores its models and learns.
         received = await self._processor.update(app, feedback)
-        return web.Response(text=f"Feedback received? {int(received)}", content_type=_TEXT)
+        return Response(f"Feedback received? {int(received)}".encode(), content_type=TEXT)
 
-    async def metrics(self, request: web.BaseRequest) -> web.Response:
-        if wants_prometheus(request.headers.get("Accept", "")):
+    async def metrics(self, request: Request) -> Response:
+        if wants_prometheus(request.accept):
             body, content_type = self._metrics.render_prometheus()
-            response = web.Response(body=body)
-            response.headers["Content-Type"] = content_type  # may carry version/charset parameters
-            return response
-        return web.Response(body=self._metrics.render_json_report(), content_type=_JSON)
+            return Response(body, content_type=content_type)  # may carry version/charset parameters
+        return Response(self._metrics.render_json_report())
 
-    async def healthz(self, request: web.BaseRequest) -> web.Response:
+    async def healthz(self, request: Request) -> Response:
         health = self._health()
         healthy = bool(health.pop("healthy", True))
         body = {"status": "ok" if healthy else "unhealthy", **health}
-        return web.Response(status=200 if healthy else 503, body=orjson.dumps(body), content_type=_JSON)
+        return Response(orjson.dumps(body), status=200 if healthy else 503)
 
 
 _POST_ONLY: Final = ("POST",)
 _GET_ONLY: Final = ("GET", "HEAD")
-_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class QueryRoutes:
-    """The low-level server's handler: routes, answers ``Expect``, renders every error as JSON.
+    """The server's handler: routes, checks ``Expect``, renders every error as JSON.
 
     ``/<app>/predict`` and ``/<app>/update`` take an optional trailing slash, as the original's
-    regexes did; ``<app>`` is one non-empty path segment. GET routes answer HEAD too.
+    regexes did; ``<app>`` is one non-empty path segment. GET routes answer HEAD too (the
+    server leaves the body out).
     """
 
     def __init__(self, handlers: QueryHandlers) -> None:
-        self._fixed: dict[str, Callable[[web.BaseRequest], Awaitable[web.Response]]] = {
+        self._fixed: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "/metrics": handlers.metrics,
             "/healthz": handlers.healthz,
         }
-        self._per_app: dict[str, Callable[[web.BaseRequest, str], Awaitable[web.Response]]] = {
+        self._per_app: dict[str, Callable[[Request, str], Awaitable[Response]]] = {
             "predict": handlers.predict,
             "update": handlers.update,
         }
 
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def __call__(self, request: Request) -> Response:
         # Routing inline rather than in a helper coroutine: one resume fewer per await.
         if TRACE is not None:
             TRACE.mark("handler")
@@ -223,23 +219,19 @@ class QueryRoutes:
                 per_app = self._per_app.get(parts[2])
                 if per_app is not None:
                     if method != "POST":
-                        return method_not_allowed_response(request, _POST_ONLY)
-                    if request.version >= (1, 1) and "Expect" in request.headers:
-                        await self._expect(request)
+                        return error_answer_response(method_not_allowed(method, path, _POST_ONLY))
+                    expect = request.expect
+                    # "100-continue" is sent by Request.read when the body is wanted.
+                    if expect and request.is_http11 and expect.lower() != "100-continue":
+                        return Response(
+                            json_error_body("Expectation Failed", f"Unknown Expect: {expect}"), status=417
+                        )
                     return await per_app(request, parts[1])
             fixed = self._fixed.get(path)
             if fixed is None:
-                return not_found_response(request)
+                return error_answer_response(not_found(method, path))
             if method not in _GET_ONLY:
-                return method_not_allowed_response(request, _GET_ONLY)
+                return error_answer_response(method_not_allowed(method, path, _GET_ONLY))
             return await fixed(request)
         except Exception as exc:
-            return error_response(request, exc)
-
-    @staticmethod
-    async def _expect(request: web.BaseRequest) -> None:
-        """Tell a client that waits for it (curl, past 1 KiB) to send the body, as aiohttp's router does."""
-        expect = request.headers["Expect"]
-        if expect.lower() != "100-continue":
-            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
-        await request.writer.write(_CONTINUE)
+            return error_answer_response(answer_for_exception(request.method, request.path, exc))

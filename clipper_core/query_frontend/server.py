@@ -14,12 +14,10 @@ import gc
 import logging
 import os
 import resource
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from aiohttp import web
-
-from clipper_core.query_frontend.connections import ConnectionLimits, LimitedServer, request_started
+from clipper_core.query_frontend.connections import ConnectionLimits, HttpServer
 from clipper_core.query_frontend.freshness import StateBarrier
 from clipper_core.query_frontend.gateway import ModelGateway
 from clipper_core.query_frontend.handlers import QueryHandlers, QueryRoutes
@@ -32,7 +30,7 @@ from clipper_core.rpc import CurveKeys
 from clipper_core.settings import QuerySettings
 from clipper_core.state import Barrier, Db, KeyspaceWatch, Resync, StateChange, StateStore
 
-__all__ = ["QueryFrontend", "request_factory", "serve", "start_gateway"]
+__all__ = ["QueryFrontend", "serve", "start_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +68,6 @@ async def _after(
 def _log_task_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("Keyspace watcher stopped", exc_info=task.exception())
-
-
-RequestFactory = Callable[[Any, Any, Any, Any, Any], web.BaseRequest]
-
-
-def request_factory(loop: asyncio.AbstractEventLoop, max_body_bytes: int) -> RequestFactory:
-    """``web.Server``'s request factory: a plain ``BaseRequest`` with our body limit.
-
-    It runs once a request's headers are parsed, so it also starts the connection's content
-    timeout (``connections.request_started``).
-
-    aiohttp answers 413 when a handler reads a body over ``client_max_size``. Building the
-    request by hand leans on aiohttp internals (the factory's arguments, BaseRequest's
-    constructor): tests/integration/test_pinned_internals.py watches them.
-    """
-
-    def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
-        request_started(protocol)
-        return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes)
-
-    return make_request
 
 
 async def start_gateway(store: StateStore, settings: QuerySettings, metrics: FrontendMetrics) -> ModelGateway:
@@ -153,7 +130,8 @@ class QueryFrontend:
     def __init__(self, settings: QuerySettings) -> None:
         self.settings = settings
         self._stack = contextlib.AsyncExitStack()
-        self._runner: web.ServerRunner | None = None
+        self._http: HttpServer | None = None
+        self._ports: list[int] = []
         self.store: StateStore | None = None
         self.gateway: ModelGateway | None = None
         self.registry: Registry | None = None
@@ -219,28 +197,15 @@ class QueryFrontend:
                 max_inputs_per_request=settings.max_inputs_per_request,
             )
         )
-        make_request = request_factory(asyncio.get_running_loop(), settings.max_request_bytes)
-        # Low-level server, not a web.Application: see the handlers module for why.
+        # Our own HTTP/1.1 server (connections.py), not aiohttp's: see that module for why.
         # No access log: one INFO line per query is too costly on the hot path.
-        # Handler cancellation: a client that disconnects cancels its handler, whose queries
-        # then leave their model queues (processor -> gateway.abandon) instead of being sent.
-        server = LimitedServer(
-            routes,
-            _connection_limits(settings),
-            request_factory=make_request,
-            access_log=None,
-            handler_cancellation=True,
-        )
-        runner = self._runner = web.ServerRunner(server, handle_signals=False)
-        await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
+        http = self._http = HttpServer(routes, _connection_limits(settings), settings.max_request_bytes)
+        self._stack.push_async_callback(http.aclose)
         # reuse_port: several query frontends share the REST port, the kernel spreads
         # connections over them; each also serves its instance port alone (health, metrics).
-        await web.TCPSite(
-            runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None
-        ).start()
+        self._ports.append(await http.listen(settings.host, settings.port, reuse_port=settings.reuse_port))
         if settings.instance_port is not None:
-            await web.TCPSite(runner, settings.host, settings.instance_port, reuse_address=True).start()
+            self._ports.append(await http.listen(settings.host, settings.instance_port))
         logger.info(
             "Query frontend listening on %s:%d%s%s (RPC on %s:%d)",
             settings.host,
@@ -275,18 +240,18 @@ class QueryFrontend:
     @property
     def port(self) -> int:
         """The bound REST port (differs from the setting when that is 0)."""
-        if self._runner is None or not self._runner.addresses:
+        if not self._ports:
             raise RuntimeError("the query frontend is not listening")
-        return int(self._runner.addresses[0][1])
+        return self._ports[0]
 
     @property
     def instance_port(self) -> int | None:
         """The bound instance port (``--instance_port``), or None without one."""
         if self.settings.instance_port is None:
             return None
-        if self._runner is None or len(self._runner.addresses) < 2:
+        if len(self._ports) < 2:
             raise RuntimeError("the query frontend is not listening")
-        return int(self._runner.addresses[1][1])
+        return self._ports[1]
 
     async def aclose(self) -> None:
         """Stop serving HTTP, then the watcher, the gateway and the Redis clients."""

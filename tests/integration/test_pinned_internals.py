@@ -1,21 +1,18 @@
 """The library internals the query hot path leans on are still there and still behave.
 
-pyproject.toml caps aiohttp below 4 and pyzmq below 28 because of these two shortcuts; when an
-upgrade inside those bounds (or a raised bound) changes them, these tests say what to fix
-instead of leaving a stack trace deep in the serving path.
+pyproject.toml caps pyzmq below 28 and httptools below 1 because of these; when an upgrade
+inside those bounds (or a raised bound) changes them, these tests say what to fix instead of
+leaving a stack trace deep in the serving path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 
-import aiohttp
+import httptools
 import pytest
 import zmq
-from aiohttp import web
 
-from clipper_core.query_frontend.server import request_factory
 from clipper_core.rpc import frames as rpc_frames
 
 ZMQ_HINT = (
@@ -24,10 +21,10 @@ ZMQ_HINT = (
     "those calls (or go back to Socket.send/recv/getsockopt) and revisit the pyzmq bound in "
     "pyproject.toml."
 )
-AIOHTTP_HINT = (
-    "aiohttp {version} changed what clipper_core/query_frontend/server.py's request_factory "
-    "relies on (web.Server's request_factory arguments, web.BaseRequest's constructor): "
-    "{problem}. Adapt request_factory and revisit the aiohttp bound in pyproject.toml."
+HTTPTOOLS_HINT = (
+    "httptools {version} changed what clipper_core/query_frontend/connections.py's HttpConnection "
+    "relies on (the parser's callbacks and methods, its exceptions): {problem}. Adapt "
+    "HttpConnection and revisit the httptools bound in pyproject.toml."
 )
 
 
@@ -35,8 +32,8 @@ def _zmq_problem(problem: str) -> str:
     return ZMQ_HINT.format(version=zmq.__version__, problem=problem)
 
 
-def _aiohttp_problem(problem: str) -> str:
-    return AIOHTTP_HINT.format(version=aiohttp.__version__, problem=problem)
+def _httptools_problem(problem: str) -> str:
+    return HTTPTOOLS_HINT.format(version=httptools.__version__, problem=problem)
 
 
 def test_zmq_backend_socket_is_the_base_of_zmq_socket() -> None:
@@ -72,38 +69,80 @@ def test_zmq_backend_calls_carry_multipart_messages() -> None:
         context.term()
 
 
-def test_aiohttp_base_request_constructor_is_what_request_factory_calls() -> None:
-    parameters = inspect.signature(web.BaseRequest.__init__).parameters
-    positional = [name for name, p in parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    assert positional[:7] == ["self", "message", "payload", "protocol", "payload_writer", "task", "loop"], (
-        _aiohttp_problem(f"BaseRequest.__init__{tuple(parameters)}")
-    )
-    assert "client_max_size" in parameters, _aiohttp_problem("BaseRequest takes no client_max_size")
-    assert "request_factory" in inspect.signature(web.Server.__init__).parameters, _aiohttp_problem(
-        "web.Server takes no request_factory"
-    )
+class _Recorder:
+    """The parser callbacks HttpConnection defines, recording what they are given."""
+
+    def __init__(self, parser_box: list[httptools.HttpRequestParser]) -> None:
+        self.events: list[tuple[str, object]] = []
+        self._parser_box = parser_box
+
+    def on_message_begin(self) -> None:
+        self.events.append(("begin", None))
+
+    def on_url(self, url: bytes) -> None:
+        self.events.append(("url", url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name == b"X-Refuse":
+            raise LookupError("refused by a callback")
+        self.events.append(("header", (name, value)))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser_box[0]
+        head = (parser.get_method(), parser.get_http_version(), parser.should_keep_alive())
+        self.events.append(("head", head))
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append(("body", body))
+
+    def on_message_complete(self) -> None:
+        self.events.append(("complete", None))
 
 
-async def test_a_hand_built_request_serves_and_enforces_the_body_limit() -> None:
-    async def echo(request: web.BaseRequest) -> web.Response:
-        return web.Response(body=await request.read())
+def _parser() -> tuple[httptools.HttpRequestParser, _Recorder]:
+    box: list[httptools.HttpRequestParser] = []
+    recorder = _Recorder(box)
+    box.append(httptools.HttpRequestParser(recorder))
+    return box[0], recorder
 
-    make_request = request_factory(asyncio.get_running_loop(), 16)
-    server = web.Server(echo, request_factory=make_request, access_log=None)
-    runner = web.ServerRunner(server, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://127.0.0.1:{port}/", data=b"small") as small:
-                assert (small.status, await small.read()) == (200, b"small"), _aiohttp_problem(
-                    f"a hand-built request answered {small.status}"
-                )
-            async with session.post(f"http://127.0.0.1:{port}/", data=b"x" * 17) as large:
-                assert large.status == 413, _aiohttp_problem(
-                    f"client_max_size is not enforced any more (status {large.status})"
-                )
-    finally:
-        await runner.cleanup()
+
+def test_httptools_calls_the_callbacks_with_whole_headers_and_de_chunked_bodies() -> None:
+    parser, recorder = _parser()
+    # Split mid-header: on_header must still get the whole name and value once.
+    parser.feed_data(b"POST /a/predict?x=1 HTTP/1.1\r\nHost: x\r\nContent-Le")
+    parser.feed_data(b"ngth: 2\r\n\r\nab")
+    parser.feed_data(b"POST /b HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nc\r\n1\r\nd\r\n0\r\n\r\n")
+    assert recorder.events == [
+        ("begin", None),
+        ("url", b"/a/predict?x=1"),
+        ("header", (b"Host", b"x")),
+        ("header", (b"Content-Length", b"2")),
+        ("head", (b"POST", "1.1", True)),
+        ("body", b"ab"),
+        ("complete", None),
+        ("begin", None),
+        ("url", b"/b"),
+        ("header", (b"Transfer-Encoding", b"chunked")),
+        ("head", (b"POST", "1.0", False)),
+        ("body", b"c"),
+        ("body", b"d"),
+        ("complete", None),
+    ], _httptools_problem(repr(recorder.events))
+
+
+def test_httptools_errors_are_what_the_connection_catches() -> None:
+    parser, _ = _parser()
+    with pytest.raises(httptools.HttpParserError):
+        parser.feed_data(b"GARBAGE\r\n\r\n")
+    # A callback's exception surfaces as the __context__ of a parser error (our own limits).
+    parser, _ = _parser()
+    with pytest.raises(httptools.HttpParserError) as refused:
+        parser.feed_data(b"GET / HTTP/1.1\r\nX-Refuse: 1\r\n\r\n")
+    assert isinstance(refused.value.__context__, LookupError), _httptools_problem(repr(refused.value))
+    # Bytes after a "Connection: close" request are an error the connection ignores.
+    parser, recorder = _parser()
+    with pytest.raises(httptools.HttpParserError):
+        parser.feed_data(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    assert recorder.events[-1] == ("complete", None), _httptools_problem(repr(recorder.events))
+    assert issubclass(httptools.HttpParserUpgrade, Exception), _httptools_problem("HttpParserUpgrade")
+    assert httptools.parse_url(b"http://h:1/a/predict?q").path == b"/a/predict", _httptools_problem("parse_url")

@@ -86,7 +86,7 @@ def test_malformed_requests_never_get_a_500(cluster: Cluster) -> None:
     chunked = requests.post(base + "/app/predict", data=iter([b'{"input": [', b"1.0]}"]), timeout=15)
     assert chunked.status_code == 200 and "query_id" in chunked.json(), chunked.text
     _broken_http_is_refused(cluster.query_port)
-    # An encoding aiohttp cannot decode at all (br without brotli) is refused by its parser.
+    # An encoding the frontend does not decode at all (br) is refused.
     unsupported = requests.post(base + "/app/predict", data=b"{}", headers={"Content-Encoding": "br"},
                                 timeout=15)
     assert unsupported.status_code in (400, 415), unsupported.text
@@ -107,8 +107,9 @@ def test_undecodable_content_encoding_is_400_not_500(cluster: Cluster, encoding:
 
 
 def _broken_http_is_refused(port: int) -> None:
-    """HTTP that aiohttp's parser refuses never reaches a handler: a 400 (its own plain text,
-    no JSON is possible there), never a 500, and never a connection left hanging."""
+    """HTTP the parser refuses never reaches a handler: a 400 (JSON ``{"error","cause"}``, or,
+    for a body whose chunking breaks, the handler's 400 for an unreadable body), never a 500,
+    and never a connection left hanging."""
     requests_on_the_wire = [
         b"POST /app/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"POST /app/predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
@@ -121,6 +122,8 @@ def _broken_http_is_refused(port: int) -> None:
             sock.sendall(raw)
             reply = sock.recv(65536)
         assert reply.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400")), (raw[:80], reply[:200])
+        body = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert set(body) == {"error", "cause"} and body["error"] == "Bad Request", (raw[:80], body)
 
 
 JSON_VALUES = st.recursive(
