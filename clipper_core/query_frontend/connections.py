@@ -25,7 +25,9 @@ HTTP behaviour:
   ``Connection: close``; the connection then half-closes and drops what the client still
   sends for up to ``LINGER_S``, so the client reads the answer instead of a reset;
 - a client that disconnects (or half-closes) cancels its in-flight handler, so its queries
-  leave their model queues (processor -> gateway.abandon) instead of being sent.
+  leave their model queues (processor -> gateway.abandon) instead of being sent;
+- no protocol upgrade: a request with ``Upgrade`` is answered as HTTP/1.1 and the connection
+  then closes (llhttp hands over what follows its head, so a body it carries is not read).
 
 Limits (the original's ``--timeout_request`` / ``--timeout_content``, core spec 2.1 and 7): each
 connection has one deadline, re-armed as it moves through its phases:
@@ -377,7 +379,7 @@ class HttpConnection(asyncio.Protocol):
         if self._is_read_paused:
             self._is_read_paused = False
             transport.resume_reading()
-        asyncio.get_running_loop().call_later(LINGER_S, transport.abort)
+        asyncio.get_running_loop().call_later(LINGER_S, self.abort)
 
     def shut_down(self) -> None:
         """Stop serving: close now when idle, else after the answer in progress."""
@@ -386,6 +388,7 @@ class HttpConnection(asyncio.Protocol):
             self._transport.close()
 
     def abort(self) -> None:
+        """Drop the connection now (a no-op once it is closed)."""
         if self._transport is not None:
             self._transport.abort()
 

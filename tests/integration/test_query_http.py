@@ -97,7 +97,9 @@ async def test_http_1_0_closes_unless_asked_to_keep_alive(served: tuple[Toy, int
     _, port = served
     closed = await _exchange(port, b"GET /a HTTP/1.0\r\n\r\n")
     assert closed.startswith(b"HTTP/1.0 200 OK\r\n") and b"Connection" not in closed
-    kept = await _exchange(port, b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", read_until_closed=False)
+    kept = await _exchange(
+        port, b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", read_until_closed=False
+    )
     assert kept.startswith(b"HTTP/1.0 200 OK\r\n") and b"\r\nConnection: keep-alive\r\n" in kept
 
 
@@ -184,3 +186,11 @@ async def test_a_client_that_disconnects_cancels_its_handler(served: tuple[Toy, 
     await asyncio.wait_for(toy.hanging.wait(), 10)
     writer.close()
     await asyncio.wait_for(toy.cancelled.wait(), 10)
+
+
+async def test_an_upgrade_request_is_answered_as_http_1_1_then_closed(served: tuple[Toy, int]) -> None:
+    _, port = served
+    raw = b"GET /u HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00"
+    ((head, body),) = _responses(await _exchange(port, raw))
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in head
+    assert json.loads(body)["p"] == "/u"
