@@ -334,6 +334,9 @@ class HttpConnection(asyncio.Protocol):
             return
         self._task = asyncio.get_running_loop().create_task(self._respond(request))
 
+    # A Task per request (not the handler driven by hand until it first suspends): the Task
+    # costs a few us, and without one ``asyncio.timeout`` (redis-py's, on a registry catch-up)
+    # raises on the handler's first stretch.
     async def _respond(self, request: Request) -> None:
         try:
             response = await self._handler(request)
