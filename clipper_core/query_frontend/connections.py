@@ -208,8 +208,12 @@ class HttpConnection(asyncio.Protocol):
                 last.keep_alive = False
         except httptools.HttpParserError as exc:
             if not self._is_reading_done:  # llhttp refuses data after "Connection: close"
-                cause = exc.__context__ if isinstance(exc.__context__, _Malformed) else exc
-                self._refuse(str(cause) or type(cause).__name__)
+                cause = exc.__context__
+                if cause is not None and not isinstance(cause, _Malformed):
+                    # A callback of ours failed: our bug, not the client's request.
+                    logger.error("HTTP request parsing failed", exc_info=cause)
+                reason = cause if isinstance(cause, _Malformed) else exc
+                self._refuse(str(reason) or type(reason).__name__)
         if self._is_in_head and not self._is_reading_done:
             # Only counts bytes while a head is incomplete; a chunk that also carried earlier
             # pipelined requests over-counts, which MAX_HEAD_BYTES leaves room for.
@@ -255,7 +259,10 @@ class HttpConnection(asyncio.Protocol):
             raise _Malformed(f"more than {MAX_HEADERS} headers, or one over {MAX_FIELD_BYTES} bytes")
         key = name.lower()
         if key == b"content-length":
-            self._content_length = int(value)  # llhttp has checked it is a number
+            try:
+                self._content_length = int(value)  # llhttp has checked it already
+            except ValueError:
+                raise _Malformed("invalid Content-Length") from None
         elif key == b"accept":
             self._accept = value.decode("latin-1")
         elif key == b"expect":
@@ -313,6 +320,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _refuse(self, cause: str) -> None:
         """Stop reading; a request whose body was arriving fails, else a 400 is owed in turn."""
+        logger.debug("Malformed HTTP request: %s", cause)
         self._is_reading_done = True
         self._is_in_head = False
         receiving = self._receiving
