@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR: Path = Path(__file__).with_name("results")
-LIBRARIES = ("aiohttp", "pyzmq", "redis", "orjson", "uvloop", "numpy", "matplotlib", "psutil")
+LIBRARIES = ("aiohttp", "httptools", "pyzmq", "redis", "orjson", "uvloop", "numpy", "matplotlib", "psutil")
 RSS_GROWTH_LIMIT_MB = 10.0
 # DESIGN.md section 5: the frontend's p99 at 32 clients against the bare server's in the same run.
 P99_RATIO_LIMIT = 1.5
