@@ -1,4 +1,4 @@
-"""RPC service: the query frontend's ZeroMQ ROUTER towards model containers.
+"""RPC service: the query frontend's ROUTER (ZMTP 3) towards model containers.
 
 Registration, heartbeats and liveness follow the original (spec 1.5-1.6): an unknown
 identity's heartbeat is answered with RequestContainerMetadata, a known one's with
@@ -15,31 +15,35 @@ so; the listener takes its replica out of rotation at once without failing the b
 holds, and once that batch is answered the DB 3 record is deleted, the connection forgotten
 and the container sent RequestContainerMetadata, on which a draining container exits.
 
-I/O model: a plain (non-asyncio) zmq socket whose edge-triggered FD is watched with
-``loop.add_reader``. Every read drains while ``ZMQ_EVENTS`` says POLLIN, and every send is
-non-blocking and followed by an ``EVENTS`` check (a send can consume the FD's edge).
-This avoids one future per message, which ``zmq.asyncio`` would allocate on the hot path.
-Sends never block: ``ROUTER_MANDATORY`` turns a send to a vanished peer into
-EHOSTUNREACH and a full pipe into EAGAIN, and either fails that batch with ModelFailed.
+I/O model: this module does no I/O itself. It talks to the containers through an
+``RpcTransport`` (``rpc_transport``): send one multipart message to a peer id; be told of a
+peer's messages and of its connection closing. Without a cluster secret that is
+``rpc_native.NativeRouterTransport``: ZMTP 3 (the shared sans-I/O codec ``clipper_core.rpc.zmtp``)
+on the event loop's own TCP server, one asyncio Protocol per container connection, so a
+message goes from the kernel to ``peer_message`` in one callback, and a closed connection fails
+its in-flight batch at once (``peer_gone``). With a secret it is ``rpc_zmq.ZmqRouterTransport``,
+a libzmq ROUTER doing CurveZMQ, whose edge-triggered FD is watched with ``loop.add_reader``;
+libzmq reports no disconnects, so a gone peer is found by a send (``ROUTER_MANDATORY``), which
+the busy probe below makes at least every ``BUSY_PROBE_PERIOD_S``. Sends never block on
+either: a full send buffer (libzmq's high-water mark, the native connection's write-buffer
+bound) fails that batch with ModelFailed, and a send to a vanished peer with ContainerGone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import hmac
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Protocol, cast
-
-import zmq
-from zmq.auth.thread import ThreadAuthenticator
+from typing import Final, Protocol
 
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
 from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
+from clipper_core.query_frontend.log_limit import RateLimitedWarning
+from clipper_core.query_frontend.rpc_native import NativeRouterTransport
+from clipper_core.query_frontend.rpc_transport import PeerBusy, PeerGone, RpcTransport
+from clipper_core.query_frontend.rpc_zmq import ZmqRouterTransport
 from clipper_core.rpc import (
     ContainerDraining,
     ContainerError,
@@ -53,7 +57,6 @@ from clipper_core.rpc import (
     encode_heartbeat_reply,
     encode_predict_request,
 )
-from clipper_core.rpc.frames import is_readable, recv_frames, send_frames
 from clipper_core.rpc.stage_trace import TRACE
 from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S, DEFAULT_RPC_MAX_MESSAGE_BYTES
 from clipper_core.state import (
@@ -73,12 +76,11 @@ logger = logging.getLogger(__name__)
 
 ACTIVITY_CHECK_PERIOD_S: Final = 10.0
 # A container busy with a batch sends nothing; while a batch is out this long without any
-# message from its container, the frontend sends it a KeepAlive. The send itself is the
-# probe: with ROUTER_MANDATORY a peer whose connection closed (a killed container) raises
-# EHOSTUNREACH, and its batch fails at once instead of at the SLO.
+# message from its container, the frontend sends it a KeepAlive. Over libzmq the send itself
+# is the probe: with ROUTER_MANDATORY a peer whose connection closed (a killed container)
+# raises EHOSTUNREACH, and its batch fails at once instead of at the SLO. (The native
+# transport hears of a closed connection at once; the probe then only finds nothing.)
 BUSY_PROBE_PERIOD_S: Final = 0.25
-# Bound on messages handled per loop turn so a flood of responses cannot starve HTTP.
-MAX_MESSAGES_PER_DRAIN: Final = 256
 _U32_MASK: Final = 0xFFFFFFFF
 # DB 3 records carry an expiry of this many inactivity timeouts, refreshed this often per TTL
 # while the replica lives: after a restart, the previous run's records expire on their own.
@@ -89,41 +91,6 @@ SHUTDOWN_DELETE_S: Final = 2.0
 
 _KEEP_ALIVE: Final = encode_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
 _REQUEST_METADATA: Final = encode_heartbeat_reply(HeartbeatType.REQUEST_CONTAINER_METADATA)
-
-
-class _RateLimitedWarning:
-    """A warning per bad message, but at most ``burst`` per ``period_s`` (then a count)."""
-
-    def __init__(self, burst: int = 10, period_s: float = 60.0) -> None:
-        self.burst = burst
-        self.period_s = period_s
-        self._window_start = -math.inf
-        self._in_window = 0
-        self._suppressed = 0
-
-    def warn(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._window_start >= self.period_s:
-            if self._suppressed:
-                logger.warning(
-                    "%d more such warnings were suppressed in the last %g s", self._suppressed, self.period_s
-                )
-            self._window_start, self._in_window, self._suppressed = now, 0, 0
-        if self._in_window < self.burst:
-            self._in_window += 1
-            logger.warning(message, *args)
-        else:
-            self._suppressed += 1
-
-
-class _OneClientKey:
-    """ZAP credentials provider: admits the one client key derived from the cluster secret."""
-
-    def __init__(self, client_public: bytes) -> None:
-        self._key = client_public
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        return hmac.compare_digest(key, self._key)
 
 
 class ReplicaListener(Protocol):
@@ -160,7 +127,10 @@ class _InFlight:
 
 
 class RpcService:
-    """ZeroMQ ROUTER speaking RPC v3 (+ the ContainerError extension) to model containers."""
+    """A ZMTP ROUTER speaking RPC v3 (+ the ContainerError extension) to model containers.
+
+    Without ``curve`` it listens with the native transport (ZMTP on the event loop), with
+    ``curve`` through libzmq; ``transport`` overrides that choice (tests run both)."""
 
     def __init__(
         self,
@@ -173,15 +143,19 @@ class RpcService:
         check_period_s: float | None = None,
         max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES,
         curve: CurveKeys | None = None,
+        transport: RpcTransport | None = None,
     ) -> None:
         self._store = store
         self.max_message_bytes = max_message_bytes
-        self._curve = curve
-        self._authenticator: ThreadAuthenticator | None = None
+        if transport is None:
+            if curve is None:
+                transport = NativeRouterTransport(host, port, max_message_bytes=max_message_bytes)
+            else:
+                transport = ZmqRouterTransport(host, port, max_message_bytes=max_message_bytes, curve=curve)
+        self._transport = transport
         # DB 3 records expire unless refreshed: a replica's record outlives it by at most this.
         self.record_ttl_s = max(1, math.ceil(RECORD_TTL_PER_INACTIVITY_TIMEOUT * inactivity_timeout_s))
-        self._refusals = _RateLimitedWarning()
-        self._host = host
+        self._refusals = RateLimitedWarning(logger)
         self.port = port
         self.listener = listener
         self.inactivity_timeout_s = inactivity_timeout_s
@@ -190,9 +164,6 @@ class RpcService:
             if check_period_s is not None
             else min(ACTIVITY_CHECK_PERIOD_S, max(0.05, inactivity_timeout_s / 3))
         )
-        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
-        self._sock: zmq.Socket[bytes] | None = None
-        self._fd: int = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._by_identity: dict[bytes, _Connection] = {}
         self._by_id: dict[int, _Connection] = {}
@@ -201,11 +172,10 @@ class RpcService:
         self._next_message_id = 0
         self._replica_counters: dict[ModelId, int] = {}
         self._tasks = BackgroundTasks(logger, "RPC service")
-        self._drain_scheduled = False
         self._checker: asyncio.Task[None] | None = None
         # (direction, message type name) -> count; read by the metrics collector.
         self.message_counts: dict[tuple[str, str], int] = {}
-        # Told how long encoding and handing a request to zmq took (the original's
+        # Told how long encoding and handing a request to the transport took (the original's
         # ``internal:rpc_request_queueing_delay``; we have no outbound queue of our own).
         self.on_send_delay: Callable[[float], None] | None = None
 
@@ -213,53 +183,28 @@ class RpcService:
 
     async def start(self) -> None:
         """Reconcile DB 3, bind the ROUTER and start reading; port 0 picks a free port
-        (see ``self.port``)."""
+        (see ``self.port``).
+
+        Raises:
+            OSError: the port cannot be bound (e.g. it is in use).
+        """
         await self._reconcile_records()
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
-        sock = ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.LINGER, 0)
-        # A peer sending a larger frame is disconnected by libzmq before it is buffered.
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        if self._curve is not None:
-            # Only peers holding the cluster's client key complete the handshake (ZAP, served
-            # by pyzmq's authenticator thread on this context).
-            self._authenticator = ThreadAuthenticator(ctx, log=logger)
-            self._authenticator.start()
-            self._authenticator.configure_curve_callback("*", _OneClientKey(self._curve.client_public))
-            self._curve.apply_to_server(sock)
-        host = "*" if self._host in ("", "0.0.0.0") else self._host
-        try:
-            if self.port == 0:
-                self.port = sock.bind_to_random_port(f"tcp://{host}")
-            else:
-                sock.bind(f"tcp://{host}:{self.port}")
-        except zmq.ZMQError:
-            sock.close(0)
-            self._stop_authenticator()
-            ctx.term()
-            raise
-        self._ctx, self._sock = ctx, sock
-        self._fd = cast(int, sock.getsockopt(zmq.FD))
-        loop.add_reader(self._fd, self._drain)
+        self._loop = asyncio.get_running_loop()
+        await self._transport.start(self)
+        self.port = self._transport.port
         self._checker = self._tasks.spawn(self._check_activity_forever())
         self._tasks.spawn(self._probe_busy_forever())
         self._tasks.spawn(self._refresh_records_forever())
-        self._schedule_drain()
-        logger.info(
-            "RPC service listening on tcp://%s:%d (%s)",
-            host, self.port, "CurveZMQ, cluster key required" if self._curve else "no authentication",
-        )
+        logger.info("RPC service listening on %s", self._transport.description)
 
     async def aclose(self) -> None:
-        """Stop reading, fail every in-flight batch, delete our replicas' DB 3 records (they
-        are served by nobody once we stop; a crash leaves them to expire), close the socket."""
-        if self._sock is None:
+        """Close the transport (no message is read after this), fail every in-flight batch,
+        delete our replicas' DB 3 records (they are served by nobody once we stop; a crash
+        leaves them to expire)."""
+        if self._loop is None:
             return
-        assert self._loop is not None
-        self._loop.remove_reader(self._fd)
+        self._loop = None
+        await self._transport.aclose()
         for entry in list(self._inflight.values()):
             fail_unless_done(entry.future, ModelFailed("the query frontend is shutting down"))
         self._inflight.clear()
@@ -275,19 +220,10 @@ class RpcService:
                     await self._store.delete_containers(recorded)
             except (StateError, TimeoutError) as exc:
                 logger.warning("Replica records left to expire in Redis: %s", exc)
-        self._sock.close(0)
-        assert self._ctx is not None
-        self._stop_authenticator()
-        self._ctx.term()
-        self._sock = None
-
-    def _stop_authenticator(self) -> None:
-        if self._authenticator is not None:
-            self._authenticator.stop()
-            self._authenticator = None
 
     @property
     def connection_count(self) -> int:
+        """Registered containers (connected peers that have not registered do not count)."""
         return len(self._by_identity)
 
     # ------------------------------------------------------------------ sending
@@ -296,7 +232,7 @@ class RpcService:
         self, connection_id: int, input_type: InputType, inputs: Sequence[bytes]
     ) -> asyncio.Future[list[bytes]]:
         """Send one predict request; the future gets one output per input, or ModelFailed."""
-        assert self._loop is not None and self._sock is not None
+        assert self._loop is not None
         future: asyncio.Future[list[bytes]] = self._loop.create_future()
         conn = self._by_id.get(connection_id)
         if conn is None or conn.is_retired or conn.is_draining:
@@ -308,18 +244,18 @@ class RpcService:
         if TRACE is not None:
             TRACE.mark("rpc_send")
         try:
-            send_frames(self._sock, frames, conn.identity)
-        except zmq.Again:
+            self._transport.send(conn.identity, frames)
+        except PeerBusy:
             stuck = ModelFailed(f"{_describe(conn)} is not reading its requests (send queue full)")
             fail_unless_done(future, stuck)
             return future
-        except zmq.ZMQError as exc:
-            fail_unless_done(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
-            if exc.errno == errno.EHOSTUNREACH:
-                self._remove_connection(conn, "disconnected")
+        except PeerGone:
+            fail_unless_done(future, ContainerGone(f"{_describe(conn)} disconnected"))
+            self._remove_connection(conn, "disconnected")
             return future
-        finally:
-            self._after_send()
+        except OSError as exc:
+            fail_unless_done(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
+            return future
         self._inflight[message_id] = _InFlight(conn, future, len(inputs))
         conn.inflight.add(message_id)
         self._count("sent", "predict_request")
@@ -345,56 +281,43 @@ class RpcService:
         return message_id
 
     def _send_control(self, identity: bytes, frames: list[bytes], kind: str) -> None:
-        assert self._sock is not None
         try:
-            send_frames(self._sock, frames, identity)
+            self._transport.send(identity, frames)
             self._count("sent", kind)
-        except zmq.ZMQError as exc:
+        except OSError as exc:
             logger.debug("Dropped %s to a container: %s", kind, exc)
-        finally:
-            self._after_send()
-
-    def _after_send(self) -> None:
-        # A send processes zmq's command queue and may swallow the FD's readable edge.
-        assert self._sock is not None
-        if is_readable(self._sock):
-            self._schedule_drain()
 
     # ------------------------------------------------------------------ receiving
 
-    def _schedule_drain(self) -> None:
-        if not self._drain_scheduled and self._loop is not None:
-            self._drain_scheduled = True
-            self._loop.call_soon(self._drain)
+    def peer_connected(self, peer: bytes) -> None:
+        """Nothing to do: a container introduces itself with a heartbeat."""
 
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        sock = self._sock
-        if sock is None:
-            return
-        for _ in range(MAX_MESSAGES_PER_DRAIN):
-            if not is_readable(sock):
-                return
-            try:
-                frames = recv_frames(sock)
-            except zmq.Again:
-                return
-            if TRACE is not None:
-                TRACE.mark("rpc_received")
-            try:
-                self._handle(frames)
-            except Exception:
-                logger.exception("Error while handling a message from a model container")
-        self._schedule_drain()
+    def peer_gone(self, peer: bytes) -> None:
+        """The container's connection closed: its batch fails now, not at the SLO."""
+        conn = self._by_identity.get(peer)
+        if conn is not None:
+            if conn.inflight:
+                logger.warning("%s disconnected with a batch in flight; removing it", _describe(conn))
+            else:
+                logger.info("%s disconnected; removing it", _describe(conn))
+            self._remove_connection(conn, "disconnected")
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def peer_message(self, peer: bytes, frames: list[bytes]) -> None:
+        """One message from a container (``frames`` start with the empty delimiter)."""
+        if TRACE is not None:
+            TRACE.mark("rpc_received")
+        try:
+            self._handle(peer, frames)
+        except Exception:
+            logger.exception("Error while handling a message from a model container")
+
+    def _handle(self, identity: bytes, frames: list[bytes]) -> None:
         assert self._loop is not None
-        identity = frames[0]
         conn = self._by_identity.get(identity)
         if conn is not None:
             conn.last_activity = self._loop.time()
         try:
-            message = decode_from_container(frames[1:])
+            message = decode_from_container(frames)
         except RpcProtocolError as exc:
             self._refusals.warn("Ignoring a malformed message from a model container: %s", exc.cause)
             self._count("received", "malformed")
@@ -595,7 +518,6 @@ class RpcService:
     def probe_busy(self, now: float) -> int:
         """KeepAlive to every container holding a batch and quiet for a probe period;
         a container whose connection is gone is removed (its batches fail at once)."""
-        assert self._sock is not None
         busy = [
             c
             for c in self._by_identity.values()
@@ -604,18 +526,14 @@ class RpcService:
         gone = 0
         for conn in busy:
             try:
-                send_frames(self._sock, _KEEP_ALIVE, conn.identity)
+                self._transport.send(conn.identity, _KEEP_ALIVE)
                 self._count("sent", "keep_alive")
-            except zmq.Again:
+            except PeerBusy:
                 pass  # its pipe is full: it is alive but slow; the inactivity check decides
-            except zmq.ZMQError as exc:
-                if exc.errno != errno.EHOSTUNREACH:
-                    raise
+            except PeerGone:
                 logger.warning("%s disconnected with a batch in flight; removing it", _describe(conn))
                 self._remove_connection(conn, "disconnected while answering a batch")
                 gone += 1
-            finally:
-                self._after_send()
         return gone
 
     def remove_inactive(self, now: float) -> int:

@@ -1,4 +1,8 @@
-"""RpcService over real ZeroMQ sockets on loopback and a real redis-server."""
+"""RpcService over real ZeroMQ sockets on loopback and a real redis-server.
+
+Every test runs over both transports: the native ZMTP ROUTER (the default) and the libzmq
+ROUTER (kept for CurveZMQ). The peers are libzmq DEALERs, as the original's containers are.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import zmq.asyncio
 
 from clipper_core.errors import ModelFailed
 from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.query_frontend.rpc_transport import RpcTransport
+from clipper_core.query_frontend.rpc_zmq import ZmqRouterTransport
 from clipper_core.rpc import (
     HeartbeatReply,
     HeartbeatType,
@@ -66,9 +72,21 @@ async def listener() -> Listener:
     return Listener()
 
 
+@pytest.fixture(params=["native", "libzmq"])
+def transport(request: pytest.FixtureRequest) -> RpcTransport | None:
+    """None: the service's default (native without a secret)."""
+    if request.param == "native":
+        return None
+    return ZmqRouterTransport("127.0.0.1", 0, max_message_bytes=1 << 20)
+
+
 @pytest.fixture
-async def service(store: StateStore, listener: Listener) -> AsyncIterator[RpcService]:
-    service = RpcService(store, "127.0.0.1", 0, listener=listener, inactivity_timeout_s=30)
+async def service(
+    store: StateStore, listener: Listener, transport: RpcTransport | None
+) -> AsyncIterator[RpcService]:
+    service = RpcService(
+        store, "127.0.0.1", 0, listener=listener, inactivity_timeout_s=30, transport=transport
+    )
     await service.start()
     yield service
     await service.aclose()
@@ -255,9 +273,11 @@ async def test_container_error_fails_the_batch(service: RpcService, listener: Li
 
 
 async def test_inactive_container_is_removed(
-    store: StateStore, listener: Listener, db3: redis.Redis
+    store: StateStore, listener: Listener, db3: redis.Redis, transport: RpcTransport | None
 ) -> None:
-    service = RpcService(store, "127.0.0.1", 0, listener=listener, inactivity_timeout_s=0.5)
+    service = RpcService(
+        store, "127.0.0.1", 0, listener=listener, inactivity_timeout_s=0.5, transport=transport
+    )
     await service.start()
     try:
         async with FakeContainer(service.port, handler=lambda inputs: inputs) as container:
