@@ -29,7 +29,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 from clipper_core.query_frontend.log_limit import RateLimitedWarning
 from clipper_core.query_frontend.rpc_transport import MAX_MESSAGES_PER_DRAIN, PeerBusy, PeerEvents, PeerGone
@@ -64,7 +64,8 @@ class _PeerProtocol(asyncio.Protocol):
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's TCPTransport is not an asyncio.Transport subclass, but has its methods.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:

@@ -23,6 +23,7 @@ from clipper_core.rpc import (
     PredictRequest,
     PredictResponse,
     decode_from_frontend,
+    encode_container_heartbeat,
     encode_predict_response,
 )
 from clipper_core.rpc.zmtp import Message, ZmtpConnection
@@ -276,3 +277,26 @@ async def test_a_full_write_buffer_refuses_sends_as_libzmq_at_its_high_water_mar
             transport.send(peer, [b"", chunk])
             await asyncio.sleep(0)
     dealer.close()
+
+
+def test_the_transport_runs_on_uvloop() -> None:
+    """The query frontend's process runs uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is optional; the frontend uses it when installed")
+
+    async def exchange() -> None:
+        transport = NativeRouterTransport("127.0.0.1", 0, max_message_bytes=MAX_MESSAGE_BYTES)
+        events = RecordingEvents()
+        await transport.start(events)
+        dealer = RawDealer(transport.port)
+        try:
+            await dealer.send(encode_container_heartbeat())
+            await wait_until(lambda: events.peers("message"))
+            peer = events.peers("message")[0]
+            transport.send(peer, [b"", b"reply"])
+            assert await dealer.recv() == [b"", b"reply"]
+            dealer.close()
+            await wait_until(lambda: events.peers("gone") == [peer])
+        finally:
+            await transport.aclose()
+
+    uvloop.run(exchange())
