@@ -91,31 +91,25 @@ class _PeerProtocol(asyncio.Protocol):
             transport.write(reply)
         if self._backlog or len(events) > MAX_MESSAGES_PER_DRAIN:
             self._backlog.extend(events)
-            self._handle_backlog()
+            if not self._paused:  # else a turn of the backlog is scheduled already
+                self._handle_backlog()
             return
         for event in events:  # the common case: one or a few messages, handled at once
-            if not self._handle(event):
-                return
+            self._handle(event)
 
-    def _handle(self, event: ZmtpEvent) -> bool:
-        """Pass one event on; False once the connection is being dropped."""
-        owner = self._owner
+    def _handle(self, event: ZmtpEvent) -> None:
         if type(event) is Message:
             if self.peer is not None:
-                owner.deliver(self.peer, event.frames)
-            return True
-        if type(event) is Ready:
-            return owner.peer_ready(self, event)
-        return True
+                self._owner.deliver(self.peer, event.frames)
+        elif type(event) is Ready:
+            self._owner.peer_ready(self, event)
 
     def _handle_backlog(self) -> None:
         backlog = self._backlog
         for _ in range(MAX_MESSAGES_PER_DRAIN):
             if not backlog:
                 break
-            if not self._handle(backlog.popleft()):
-                backlog.clear()
-                return
+            self._handle(backlog.popleft())
         transport = self.transport
         if transport is None or transport.is_closing():
             backlog.clear()
@@ -169,7 +163,8 @@ class NativeRouterTransport:
 
     @property
     def description(self) -> str:
-        return f"tcp://{self._host}:{self.port} (native ZMTP 3, no authentication)"
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"tcp://{host}:{self.port} (native ZMTP 3, no authentication)"
 
     @property
     def peer_count(self) -> int:
@@ -218,7 +213,7 @@ class NativeRouterTransport:
         if events is not None:
             events.peer_message(peer, frames)
 
-    def peer_ready(self, connection: _PeerProtocol, ready: Ready) -> bool:
+    def peer_ready(self, connection: _PeerProtocol, ready: Ready) -> None:
         """Handshake done (the codec checked the socket type): give the connection its peer id."""
         identity = ready.peer_identity
         if not identity or identity.startswith(_GENERATED_ID_PREFIX) or identity in self._peers:
@@ -227,7 +222,6 @@ class NativeRouterTransport:
         self._peers[identity] = connection
         if self._events is not None:
             self._events.peer_connected(identity)
-        return True
 
     def _generate_id(self) -> bytes:
         while True:
