@@ -1,4 +1,6 @@
-"""Frame-level ZeroMQ calls for the RPC hot path, shared by the query frontend and the runtime.
+"""Frame-level libzmq calls for the RPC hot path: the query frontend's ROUTER, and the container
+runtime's DEALER when it speaks CurveZMQ (without an RPC secret the runtime speaks ZMTP itself
+through ``clipper_core.rpc.zmtp`` and does not come here).
 
 They go straight to pyzmq's compiled backend with int flags: ``send_multipart``/
 ``recv_multipart`` re-check every buffer and combine IntFlag enums per frame, which measured

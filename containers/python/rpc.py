@@ -5,6 +5,10 @@ environment), builds its model from ``get_model_path()`` / ``get_input_type()`` 
 ``start(model)``, which blocks serving requests. The model is any object with the
 ``predict_<type>`` method of its input type (see :class:`ModelContainerBase`); what each
 method receives is described in :mod:`containers.python.inputs`.
+
+The link to the frontend (``containers.python.transport``) is a plain TCP socket speaking
+ZMTP through ``clipper_core.rpc.zmtp``, or, when ``CLIPPER_RPC_SECRET`` is set, a libzmq
+DEALER with CurveZMQ keys derived from the secret.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,6 +36,7 @@ from containers.python.server import (
     PredictFunction,
 )
 from containers.python.settings import ContainerConfigError, ContainerSettings
+from containers.python.transport import NativeTransport, RpcTransport, ZmqTransport
 
 __all__ = [
     "AnyInputModelContainer",
@@ -196,10 +202,25 @@ class RPCService:
         if self._is_stopped or self._is_draining:  # no frontend knows us yet: nothing to drain
             self._close_wake_fds()
             return
-        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context(io_threads=1)
+        # With an RPC secret the link must be libzmq's (CurveZMQ); otherwise the runtime speaks
+        # ZMTP on a plain socket, which saves libzmq's I/O thread hops (issue 16).
+        context: zmq.Context[zmq.Socket[bytes]] | None = None
+        new_transport: Callable[[int], RpcTransport]
+        if settings.rpc_secret:
+            curve = CurveKeys.from_secret(settings.rpc_secret)
+            zmq_context = context = zmq.Context(io_threads=1)
+            address = f"tcp://{ip}:{settings.clipper_port}"
+
+            def new_transport(wake_fd: int) -> RpcTransport:
+                return ZmqTransport(zmq_context, address, wake_fd, curve)
+        else:
+            port = settings.clipper_port
+
+            def new_transport(wake_fd: int) -> RpcTransport:
+                return NativeTransport(ip, port, wake_fd)
+
         self.server = ContainerServer(
-            context,
-            f"tcp://{ip}:{settings.clipper_port}",
+            new_transport,
             settings.model_name,
             settings.model_version,
             settings.input_type,
@@ -207,7 +228,6 @@ class RPCService:
             poll_ms=settings.poll_ms,
             activity_timeout_ms=settings.activity_timeout_ms,
             metrics=metrics,
-            curve=CurveKeys.from_secret(settings.rpc_secret) if settings.rpc_secret else None,
         )
         logger.info(
             "serving model %s:%s (%s inputs)",
@@ -218,7 +238,8 @@ class RPCService:
         try:
             self.server.run(wake_fds[0])
         finally:
-            context.term()
+            if context is not None:
+                context.term()
             self._close_wake_fds()
             logger.info("stopped serving")
 

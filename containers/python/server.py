@@ -5,6 +5,13 @@ Any inbound message marks the session connected. A poll timeout while connected 
 heartbeat, unless nothing came in for the activity timeout, in which case the socket is
 closed and a new session (new socket, so a new routing identity) starts.
 
+The DEALER is a :class:`containers.python.transport.RpcTransport`: by default a plain TCP
+socket speaking ZMTP itself (``NativeTransport``: no libzmq I/O thread on the hot path), or a
+libzmq DEALER when the cluster has an RPC secret (``ZmqTransport``: CurveZMQ is libzmq's).
+Within a session either one reconnects on its own every 100 ms when the frontend goes away
+(a frontend restart), and what was sent meanwhile goes out once the connection is back.
+The loop waits on the link and the wake pipe in one poll.
+
 Errors from the model never end the loop: they are reported to the frontend with our
 ``ContainerError`` extension (see ``clipper_core.rpc.codec``). Malformed frontend messages
 are logged and dropped.
@@ -29,13 +36,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
-import zmq
-from zmq.backend import zmq_poll
-
 from clipper_core.rpc import (
     ContainerError,
     ContainerErrorKind,
-    CurveKeys,
     HeartbeatReply,
     HeartbeatType,
     InputType,
@@ -51,7 +54,6 @@ from clipper_core.rpc import (
     encode_predict_response,
 )
 from clipper_core.rpc.codec import Buffer
-from clipper_core.rpc.frames import recv_frames, send_frames
 from clipper_core.rpc.stage_trace import TRACE
 from containers.python.inputs import (
     BadModelOutput,
@@ -63,6 +65,7 @@ from containers.python.inputs import (
 
 if TYPE_CHECKING:
     from containers.python.metrics import ContainerMetrics
+    from containers.python.transport import RpcTransport
 
 __all__ = [
     "DRAIN_HEARTBEAT_MS",
@@ -98,7 +101,6 @@ WAKE_DRAIN: Final = b"d"
 DRAIN_HEARTBEAT_MS: Final = 50
 DRAIN_QUIET_S: Final = 1.0
 
-_POLLIN: Final = int(zmq.POLLIN)
 _HEARTBEAT: Final = encode_container_heartbeat()
 _DRAINING: Final = encode_container_draining()
 
@@ -164,12 +166,16 @@ class PredictionHandler:
 
 
 class ContainerServer:
-    """Serves one model over RPC v3 until ``wake_fd`` becomes readable."""
+    """Serves one model over RPC v3 until ``wake_fd`` becomes readable.
+
+    Args:
+        new_transport: builds one session's link to the frontend, given the wake pipe's read
+            end (``containers.python.transport``: native ZMTP, or libzmq for CurveZMQ).
+    """
 
     def __init__(
         self,
-        context: zmq.Context[zmq.Socket[bytes]],
-        address: str,
+        new_transport: Callable[[int], RpcTransport],
         model_name: str,
         model_version: str,
         input_type: InputType,
@@ -178,11 +184,8 @@ class ContainerServer:
         poll_ms: int,
         activity_timeout_ms: int,
         metrics: ContainerMetrics | None = None,
-        curve: CurveKeys | None = None,
     ) -> None:
-        self._context = context
-        self._curve = curve
-        self._address = address
+        self._new_transport = new_transport
         self._handler = PredictionHandler(input_type, predict)
         self._poll_ms = poll_ms
         self._activity_timeout_s = activity_timeout_ms / 1000.0
@@ -198,32 +201,16 @@ class ContainerServer:
     def _run_session(self, wake_fd: int) -> bool:
         """One DEALER session; True when a new session should follow."""
         self.sessions_started += 1
-        sock = self._context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self._curve is not None:
-            self._curve.apply_to_client(sock)  # the cluster's RPC secret (CLIPPER_RPC_SECRET)
-        # zmq_poll itself, not zmq.Poller: its wrapper (and a dict per wake-up) cost several us a
-        # message at concurrency 1.
-        poll_items = [(sock, _POLLIN), (wake_fd, _POLLIN)]
+        link = self._new_transport(wake_fd)
         try:
-            sock.connect(self._address)
-            logger.info("session %d: connecting to %s", self.sessions_started, self._address)
-            self._send(sock, _HEARTBEAT)
+            link.connect()
+            logger.info("session %d: connecting to %s", self.sessions_started, link.address)
+            self._send(link, _HEARTBEAT)
             is_connected = False
             is_draining = False
             last_activity = last_request = time.monotonic()
             while True:
-                # zmq_poll takes plain file descriptors too; pyzmq's stub names sockets only.
-                ready = zmq_poll(
-                    poll_items,  # type: ignore[arg-type]
-                    DRAIN_HEARTBEAT_MS if is_draining else self._poll_ms,
-                )
-                is_woken = is_readable = False
-                for item, _events in ready:
-                    if item is sock:
-                        is_readable = True
-                    else:
-                        is_woken = True
+                is_readable, is_woken = link.wait(DRAIN_HEARTBEAT_MS if is_draining else self._poll_ms)
                 if is_woken:
                     if _read_command(wake_fd) != WAKE_DRAIN or not is_connected:
                         return False
@@ -231,23 +218,22 @@ class ContainerServer:
                         logger.info("draining: answering what comes, then exiting")
                         is_draining = True
                         last_request = time.monotonic()
-                        self._send(sock, _DRAINING)
-                        self._send(sock, _HEARTBEAT)
+                        self._send(link, _DRAINING)
+                        self._send(link, _HEARTBEAT)
                     continue
                 if is_readable:
                     if TRACE is not None:
                         TRACE.mark("ct_woke")
                     recv_start = time.perf_counter()
-                    try:
-                        frames = recv_frames(sock)
-                    except zmq.Again:
-                        continue  # the poll's event was stale: nothing is queued
+                    frames = link.recv()
+                    if frames is None:
+                        continue
                     if TRACE is not None:
                         TRACE.mark("ct_received")
                     recv_ms = (time.perf_counter() - recv_start) * 1000.0
                     is_connected = True
                     last_activity = time.monotonic()
-                    inbound = self._handle_message(sock, frames, recv_ms, is_draining=is_draining)
+                    inbound = self._handle_message(link, frames, recv_ms, is_draining=is_draining)
                     if inbound is _Inbound.PREDICT:
                         last_request = last_activity
                     elif is_draining and inbound is _Inbound.METADATA_REQUEST:
@@ -257,7 +243,7 @@ class ContainerServer:
                     if time.monotonic() - last_request >= DRAIN_QUIET_S:
                         logger.info("drained: no request for %.1f s", DRAIN_QUIET_S)
                         return False
-                    self._send(sock, _HEARTBEAT)
+                    self._send(link, _HEARTBEAT)
                 elif is_connected:
                     idle_s = time.monotonic() - last_activity
                     if idle_s >= self._activity_timeout_s:
@@ -266,12 +252,12 @@ class ContainerServer:
                             idle_s,
                         )
                         return True
-                    self._send(sock, _HEARTBEAT)
+                    self._send(link, _HEARTBEAT)
         finally:
-            sock.close(linger=0)
+            link.close()
 
     def _handle_message(
-        self, sock: zmq.Socket[bytes], frames: list[bytes], recv_ms: float, *, is_draining: bool
+        self, link: RpcTransport, frames: list[bytes], recv_ms: float, *, is_draining: bool
     ) -> _Inbound:
         parse_start = time.perf_counter()
         try:
@@ -284,10 +270,10 @@ class ContainerServer:
                 return _Inbound.KEEP_ALIVE
             if not is_draining:  # a draining container never registers again
                 logger.info("frontend asked for metadata; registering")
-                self._send(sock, self._metadata)
+                self._send(link, self._metadata)
             return _Inbound.METADATA_REQUEST
         handle_start = time.perf_counter()
-        self._send(sock, self._handler.answer(message))
+        self._send(link, self._handler.answer(message))
         if TRACE is not None:
             TRACE.mark("ct_sent")
         if self._metrics is not None:
@@ -298,11 +284,9 @@ class ContainerServer:
         return _Inbound.PREDICT
 
     @staticmethod
-    def _send(sock: zmq.Socket[bytes], frames: Sequence[Buffer]) -> None:
-        try:
-            send_frames(sock, frames)
-        except zmq.Again:
-            # Only at the high-water mark; the frontend falls back to the default output.
+    def _send(link: RpcTransport, frames: Sequence[Buffer]) -> None:
+        if not link.send(frames):
+            # Only with a full outbound queue; the frontend falls back to the default output.
             logger.warning("outbound queue full; dropped a %d-frame message", len(frames))
 
 

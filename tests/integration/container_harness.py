@@ -7,6 +7,7 @@ agreement with our own codec.
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -101,6 +102,13 @@ def frontend_fixture(zmq_context: zmq.Context) -> Iterator[FakeFrontend]:
     fake = FakeFrontend(zmq_context, free_port())
     yield fake
     fake.close()
+
+
+def zmq_thread_names(pid: int) -> list[str]:
+    """libzmq's I/O and reaper threads in process ``pid`` (none when the runtime speaks ZMTP itself)."""
+    tasks = Path(f"/proc/{pid}/task")
+    names = ((tasks / tid / "comm").read_text().strip() for tid in os.listdir(tasks))
+    return [name for name in names if name.startswith("ZMQbg")]
 
 
 def outputs_of(reply: list[bytes], msg_id: int) -> list[str]:

@@ -14,6 +14,7 @@ import zmq
 
 from clipper_core.rpc import CurveKeys
 from tests.integration.cluster_processes import Cluster, cluster, eventually, make_sum_model
+from tests.integration.container_harness import zmq_thread_names
 
 __all__ = ["cluster"]  # the fixture, imported so pytest finds it
 
@@ -45,8 +46,9 @@ def test_only_containers_with_the_cluster_secret_register(cluster: Cluster) -> N
     assert not _answers_heartbeat(cluster.rpc_port, None)  # the original's plain RPC v3
     assert not _answers_heartbeat(cluster.rpc_port, CurveKeys.from_secret("another-secret"))
     assert _answers_heartbeat(cluster.rpc_port, CurveKeys.from_secret(SECRET))
-    cluster.start_container(make_sum_model(), "m", "1")
+    container = cluster.start_container(make_sum_model(), "m", "1")
     assert eventually(lambda: cluster.real_output("app", [1.0, 2.0]), what="served over CurveZMQ") == 3.0
+    assert zmq_thread_names(container.pid), "with a secret the runtime must use libzmq (CurveZMQ)"
     containers = requests.post(f"http://127.0.0.1:{cluster.management_port}/admin/get_all_containers",
                                json={"verbose": False}, timeout=10).json()
     assert containers == ["m:1:0"]
