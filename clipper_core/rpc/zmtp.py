@@ -60,6 +60,8 @@ _U32: Final = struct.Struct(">I")
 # Payloads at least this large go out as their own buffer (no copy); smaller ones are joined
 # with the frame headers around them into one buffer, so a small message is one send buffer.
 _JOIN_BELOW_BYTES: Final = 2048
+# Received views smaller than this are copied to bytes once before frames are cut out of them.
+_COPY_VIEW_BELOW_BYTES: Final = 16384
 # A PING's context is at most 16 bytes (RFC 37); longer pings are still answered, truncated.
 _PING_CONTEXT_BYTES: Final = 16
 
@@ -230,42 +232,54 @@ class ZmtpConnection:
     def receive_data(self, data: Buffer) -> list[ZmtpEvent]:
         """Feed received bytes; return the events they complete (possibly none).
 
+        ``data`` may be a view of a reusable receive buffer: everything returned is copied
+        out of it, and what is kept for later too.
+
         Raises:
             ZmtpError: the peer broke the protocol (also on every later call).
         """
         if self._failed is not None:
             raise self._failed
         buf = self._buf
+        events: list[ZmtpEvent] = []
         if buf:
             buf += data
             if len(buf) < self._need:
-                return []
-            src = bytes(buf)
-            buf.clear()
-        else:
-            src = data if isinstance(data, bytes) else bytes(data)
-            if len(src) < self._need:
-                buf += src
-                return []
-        events: list[ZmtpEvent] = []
+                return events
+            # Parse in place: a large frame is copied once more, into its own bytes.
+            view = memoryview(buf)
+            try:
+                pos = self._parse(view, events)
+            finally:
+                view.release()
+            del buf[:pos]
+            return events
+        if len(data) < self._need:
+            buf += data
+            return events
+        if len(data) < _COPY_VIEW_BELOW_BYTES and not isinstance(data, bytes):
+            data = bytes(data)  # slicing frames out of bytes is faster than out of a view
+        pos = self._parse(data, events)
+        if pos < len(data):
+            buf += memoryview(data)[pos:]
+        return events
+
+    def _parse(self, src: Buffer, events: list[ZmtpEvent]) -> int:
+        """Consume whole units from ``src``; set ``_need``; return the position reached."""
         try:
-            pos = self._parse(src, events)
+            return self._parse_units(src, events)
         except ZmtpError as exc:
             self._failed = exc
             raise
-        if pos < len(src):
-            buf += memoryview(src)[pos:]
-        return events
 
-    def _parse(self, src: bytes, events: list[ZmtpEvent]) -> int:
-        """Consume whole units from ``src``; set ``_need``; return the position reached."""
+    def _parse_units(self, src: Buffer, events: list[ZmtpEvent]) -> int:
         pos = 0
         if not self._have_greeting:
             if len(src) < ZMTP_GREETING_BYTES:
-                _check_greeting_prefix(src)
+                _check_greeting_prefix(bytes(src))
                 self._need = ZMTP_GREETING_BYTES
                 return 0
-            _check_greeting(src)
+            _check_greeting(bytes(src[:ZMTP_GREETING_BYTES]))
             self._have_greeting = True
             pos = ZMTP_GREETING_BYTES
         end = len(src)
@@ -301,6 +315,8 @@ class ZmtpConnection:
                 self._need = stop - pos
                 return pos
             body = src[start:stop]
+            if not isinstance(body, bytes):  # a view: copy the frame out of the buffer
+                body = bytes(body)
             pos = stop
             if flags & _COMMAND:
                 self._command(body, events)

@@ -210,6 +210,22 @@ def test_one_byte_at_a_time_and_memoryview_chunks() -> None:
     assert events == EXPECTED
 
 
+@pytest.mark.parametrize("chunk_bytes", [7, 1000, 20_000, 300_000])
+def test_views_of_a_reused_receive_buffer_are_copied_out(chunk_bytes: int) -> None:
+    frames = [b"", bytes(range(256)) * 400, b"small", b"z" * 70_000]
+    stream = peer_stream() + wire(connected_dealer(), frames) * 2
+    reused = bytearray(chunk_bytes)
+    conn = ZmtpConnection("DEALER", as_server=False)
+    events: list[ZmtpEvent] = []
+    for i in range(0, len(stream), chunk_bytes):
+        piece = stream[i : i + chunk_bytes]
+        reused[: len(piece)] = piece
+        events += conn.receive_data(memoryview(reused)[: len(piece)])
+        reused[:] = b"\xee" * chunk_bytes  # what the next recv_into would do
+    assert events == [Ready("ROUTER", b""), Message(frames), Message(frames)]
+    assert all(type(f) is bytes for e in events if isinstance(e, Message) for f in e.frames)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     messages=st.lists(st.lists(st.binary(max_size=600), min_size=1, max_size=5), min_size=1, max_size=5),
