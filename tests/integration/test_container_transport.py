@@ -2,23 +2,36 @@
 
 Against plain sockets driven by the ZMTP codec (writes the kernel does not take at once,
 sends queued before the handshake, the wake pipe, a peer breaking the protocol), and, as a
-real process, against libzmq ROUTERs: the current query frontend (the interop proof) and a
-frontend whose port closes and reopens (the reconnect).
+real process: through the query frontend's RPC service on both of its ROUTERs (libzmq, kept
+for CurveZMQ, and native), through a whole query frontend, and against a libzmq ROUTER whose
+port closes and reopens (the reconnect). test_container_runtime.py drives the runtime through
+a libzmq ROUTER frame by frame.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import zmq
 
+from clipper_core.query_frontend.rpc_service import RpcService
+from clipper_core.query_frontend.rpc_zmq import ZmqRouterTransport
+from clipper_core.rpc import InputType
 from clipper_core.rpc.zmtp import Message, Ready, ZmtpConnection, ZmtpEvent
+from clipper_core.settings import RedisOptions
+from clipper_core.state import ContainerInfo, StateStore
 from containers.python.transport import SEND_QUEUE_MESSAGES, NativeTransport
+from tests.helpers import RedisServer, stop_process
 from tests.integration.cluster_processes import Cluster, cluster, eventually, make_sum_model
 from tests.integration.container_harness import (  # noqa: F401 (fixtures)
     FAST_KEEPALIVE,
@@ -188,7 +201,69 @@ def test_a_peer_breaking_the_protocol_is_dropped_and_reconnected(
 # ------------------------------------------------------------------ real processes
 
 
-def test_native_runtime_serves_through_the_libzmq_query_frontend(cluster: Cluster) -> None:
+def _start_noop_container(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    child_env = {
+        **env,
+        "CLIPPER_MODEL_NAME": "noop",
+        "CLIPPER_MODEL_VERSION": "1",
+        "CLIPPER_PORT": str(port),
+        "CLIPPER_READY_FILE": "",
+    }
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "containers.python.noop_container"],
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.added: list[ContainerInfo] = []
+
+    async def replica_added(self, info: ContainerInfo) -> None:
+        self.added.append(info)
+
+    def replica_removed(self, info: ContainerInfo) -> None:
+        pass
+
+    def replica_draining(self, info: ContainerInfo) -> None:
+        pass
+
+
+@pytest.mark.parametrize("router", ["libzmq", "native"])
+async def test_native_runtime_serves_through_the_frontends_rpc_service(
+    router: str, redis_clean: RedisServer, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    transport = None if router == "native" else ZmqRouterTransport("127.0.0.1", 0, max_message_bytes=64 << 20)
+    listener = _Listener()
+    async with StateStore(RedisOptions(redis_clean.host, redis_clean.port)) as store:
+        service = RpcService(store, "127.0.0.1", 0, listener=listener, transport=transport)
+        await service.start()
+        process = _start_noop_container(service.port, subprocess_env, tmp_path / "container.log")
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while not listener.added:
+                assert time.monotonic() < deadline, (tmp_path / "container.log").read_text()
+                await asyncio.sleep(0.02)
+            connection = listener.added[0].zmq_connection_id
+            for i in range(20):
+                batch = [struct.pack("<d", float(i))] * (1 + i)
+                outputs = await asyncio.wait_for(service.send_batch(connection, InputType.DOUBLES, batch), 5)
+                assert outputs == [b"1.0"] * len(batch)
+            big = [os.urandom(8 << 20), struct.pack("<d", 1.0)]  # 1 Mi doubles: many reads
+            assert await asyncio.wait_for(service.send_batch(connection, InputType.DOUBLES, big), 10) == [
+                b"1.0",
+                b"1.0",
+            ]
+            assert zmq_thread_names(process.pid) == []
+        finally:
+            stop_process(process)
+            await service.aclose()
+
+
+def test_native_runtime_serves_through_the_query_frontend(cluster: Cluster) -> None:
     cluster.start_management()
     cluster.start_query()
     cluster.add_app("app")
@@ -198,7 +273,7 @@ def test_native_runtime_serves_through_the_libzmq_query_frontend(cluster: Cluste
     assert eventually(lambda: cluster.real_output("app", [1.5, 2.0]), what="real output") == 3.5
     for i in range(20):
         assert cluster.real_output("app", [float(i), 1.0]) == i + 1.0
-    # No libzmq I/O thread in the container: it spoke ZMTP itself to the frontend's ROUTER.
+    # No libzmq I/O thread in the container: it spoke ZMTP itself.
     assert zmq_thread_names(container.pid) == []
     assert container.poll() is None
 
