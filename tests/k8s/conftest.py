@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ KUBECONFIG_ENV = "CLIPPER_K8S_KUBECONFIG"
 NODE_NAME = "127.0.0.1"  # cluster.sh names the node by its address
 NOOP_IMAGE = clipper_image("noop-container")
 POD_WAIT_S = 240.0
+CLUSTER_START_ATTEMPTS = 2
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +49,16 @@ def kubeconfig() -> Iterator[str]:
         yield given
         return
     started = time.monotonic()
-    result = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
-    if result.returncode != 0:
+    # One more start after a failed one: a component (cri-dockerd, once etcd) has been seen to
+    # exit at start with an empty log on this machine, and the next start came up (cause not
+    # found yet; each failed start's logs are kept in /var/tmp/clipper-k8s.failed).
+    for attempt in range(1, CLUSTER_START_ATTEMPTS + 1):
+        result = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
+        if result.returncode == 0:
+            break
         subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], capture_output=True)
+        print(f"cluster.sh up failed (attempt {attempt}):\n{result.stderr[-4000:]}", file=sys.stderr)
+    else:
         pytest.fail(f"cluster.sh up failed ({result.returncode}):\n{result.stderr[-4000:]}")
     path = result.stdout.strip().rsplit("=", 1)[-1]
     print(f"test cluster up in {time.monotonic() - started:.0f} s; {result.stderr.strip().splitlines()[-1]}")
