@@ -76,6 +76,9 @@ class Cluster:
     # Query frontends: with more than one they share query_port (--reuse_port), each with its
     # own RPC port and instance port, as LocalContainerManager(num_frontend_replicas=N) runs them.
     frontends: int = 1
+    # Extra environment for every process of the cluster (e.g. CLIPPER_RPC_SPIN_US, read by the
+    # query frontends as their flag and by the model containers).
+    env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     rpc_ports: list[int] = field(default_factory=list)
@@ -158,9 +161,10 @@ class Cluster:
     ) -> subprocess.Popen[bytes]:
         # The child inherits the log file; our handle is closed once it is spawned.
         log = open(self.work_dir / f"{name}.log", "ab")
+        full_env = {**(env or child_env()), **self.env}
         try:
             return subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env or child_env(), cwd=REPO_ROOT
+                command, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT
             )
         finally:
             log.close()

@@ -58,7 +58,7 @@ def _machine_busy_s() -> float:
                  + getattr(times, "steal", 0.0))
 
 
-def _measured(run: Callable[[], LoadResult], cluster: Cluster | None) -> Callable[[], LoadResult]:
+def measured_with_machine(run: Callable[[], LoadResult], cluster: Cluster | None) -> Callable[[], LoadResult]:
     """Add the machine's busy CPU per request and cores busy, the serving processes' CPU summed
     (``cpu_us_per_request_serving``), and each frontend's share of the requests."""
 
@@ -85,14 +85,14 @@ def _measured(run: Callable[[], LoadResult], cluster: Cluster | None) -> Callabl
     return measured
 
 
-def _cpu_pids(cluster: Cluster) -> dict[str, int]:
+def serving_pids(cluster: Cluster) -> dict[str, int]:
     pids = {f"frontend_{i}": cluster.processes[name].pid for i, name in enumerate(cluster.query_names())}
     for i, replica in enumerate(cluster.replicas):
         pids[f"container_{i}"] = replica.process.pid
     return pids
 
 
-def _summary(results: list[LoadResult]) -> dict[str, Any]:
+def summary_with_machine(results: list[LoadResult]) -> dict[str, Any]:
     figures = summary(results)
     for key in ("cpu_us_per_request_machine", "cores_busy", "cpu_us_per_request_serving"):
         figures[key] = round(statistics.median(float(r.extra[key]) for r in results), 2)
@@ -114,21 +114,21 @@ def scale_out(config: BenchConfig, reference: ReferenceServer, work_dir: Path) -
             cluster.deploy(APP, APP, "noop", slo_micros=config.noop_slo_us, batch_size=-1)
         for concurrency in concurrencies:
             runs = {
-                "reference": _measured(with_cpu(
+                "reference": measured_with_machine(with_cpu(
                     lambda c=concurrency: loadgen.run_closed_loop(reference.url(), c, d),
                     {"server": reference.process.pid}), None),
-                "one_frontend": _measured(with_cpu(
+                "one_frontend": measured_with_machine(with_cpu(
                     lambda c=concurrency: loadgen.run_closed_loop(one.predict_url(APP), c, d),
-                    _cpu_pids(one)), one),
-                "two_frontends": _measured(with_cpu(
+                    serving_pids(one)), one),
+                "two_frontends": measured_with_machine(with_cpu(
                     lambda c=concurrency: loadgen.run_closed_loop(two.predict_url(APP), c, d),
-                    _cpu_pids(two)), two),
+                    serving_pids(two)), two),
             }
             results: dict[str, list[LoadResult]] = {name: [] for name in runs}
             for _ in range(rounds):
                 for name, run in runs.items():
                     results[name].append(run())
-            measured: dict[str, Any] = {name: _summary(r) for name, r in results.items()}
+            measured: dict[str, Any] = {name: summary_with_machine(r) for name, r in results.items()}
             measured["two_over_one"] = ratio(measured["two_frontends"]["goodput_qps"],
                                              measured["one_frontend"]["goodput_qps"])
             for name in ("one_frontend", "two_frontends"):

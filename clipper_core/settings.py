@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_QUEUE_LENGTH",
     "DEFAULT_REDIS_PORT",
     "DEFAULT_RPC_MAX_MESSAGE_BYTES",
+    "DEFAULT_RPC_SPIN_US",
     "DEFAULT_TIMEOUT_CONTENT_S",
     "DEFAULT_TIMEOUT_REQUEST_S",
     "ENV_PREFIX",
@@ -88,6 +89,10 @@ DEFAULT_BATCH_RESPONSE_GRACE_S: Final = 30.0
 DEFAULT_INACTIVITY_TIMEOUT_S: Final = 30.0
 # Largest frame a model container may send (ZMQ_MAXMSGSIZE; a larger one disconnects it).
 DEFAULT_RPC_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+# The frontend's bound on polling for a container's reply, off by default; the container
+# runtime's default (clipper_core.rpc.spin.DEFAULT_SPIN_US) is the same, kept there because
+# settings import nothing.
+DEFAULT_RPC_SPIN_US: Final = 0
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -452,6 +457,7 @@ class QuerySettings:
     batch_response_grace_s: float = DEFAULT_BATCH_RESPONSE_GRACE_S
     inactivity_timeout_s: float = DEFAULT_INACTIVITY_TIMEOUT_S
     rpc_max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES
+    rpc_spin_us: int = DEFAULT_RPC_SPIN_US
     # The cluster's RPC secret (CurveZMQ); None = plain RPC v3 as the original. Not in repr.
     rpc_secret: str | None = field(default=None, repr=False)
     thread_pool_size: int = 1
@@ -538,6 +544,13 @@ class QuerySettings:
             "largest RPC frame a model container may send; a larger one disconnects it",
         )
         flags.add(
+            "rpc_spin_us",
+            parse_non_negative_int,
+            DEFAULT_RPC_SPIN_US,
+            "longest microseconds the loop polls for a model container's reply before sleeping"
+            " (adapted per container below it; 0 = never poll, the default)",
+        )
+        flags.add(
             "rpc_secret",
             _parse_str,
             None,
@@ -587,6 +600,7 @@ class QuerySettings:
             batch_response_grace_s=flags.float_value("batch_response_grace_s"),
             inactivity_timeout_s=flags.float_value("inactivity_timeout_s"),
             rpc_max_message_bytes=flags.int_value("rpc_max_message_bytes"),
+            rpc_spin_us=flags.int_value("rpc_spin_us"),
             rpc_secret=flags.optional_str_value("rpc_secret"),
             thread_pool_size=flags.int_value("thread_pool_size"),
             timeout_request=flags.int_value("timeout_request"),

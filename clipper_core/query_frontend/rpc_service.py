@@ -27,6 +27,8 @@ libzmq reports no disconnects, so a gone peer is found by a send (``ROUTER_MANDA
 the busy probe below makes at least every ``BUSY_PROBE_PERIOD_S``. Sends never block on
 either: a full send buffer (libzmq's high-water mark, the native connection's write-buffer
 bound) fails that batch with ModelFailed, and a send to a vanished peer with ContainerGone.
+While a batch is out, the loop polls instead of sleeping for as long as that container's
+replies have lately taken (``busy_poll``, ``clipper_core.rpc.spin``; at most ``spin_max_s``).
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from clipper_core.errors import ContainerGone, ModelFailed, RpcProtocolError, StateError
+from clipper_core.query_frontend.busy_poll import BusyPoll
 from clipper_core.query_frontend.futures import BackgroundTasks, fail_unless_done
 from clipper_core.query_frontend.log_limit import RateLimitedWarning
 from clipper_core.query_frontend.rpc_native import NativeRouterTransport
@@ -57,8 +61,13 @@ from clipper_core.rpc import (
     encode_heartbeat_reply,
     encode_predict_request,
 )
+from clipper_core.rpc.spin import SpinWindow
 from clipper_core.rpc.stage_trace import TRACE
-from clipper_core.settings import DEFAULT_INACTIVITY_TIMEOUT_S, DEFAULT_RPC_MAX_MESSAGE_BYTES
+from clipper_core.settings import (
+    DEFAULT_INACTIVITY_TIMEOUT_S,
+    DEFAULT_RPC_MAX_MESSAGE_BYTES,
+    DEFAULT_RPC_SPIN_US,
+)
 from clipper_core.state import (
     ContainerInfo,
     ModelId,
@@ -117,6 +126,8 @@ class _Connection:
     # The container said it is about to exit: no new batch; forgotten once it holds none.
     is_draining: bool = False
     registration: asyncio.Task[None] | None = None
+    # How long the loop polls for this container's reply before sleeping (clipper_core.rpc.spin).
+    spin: SpinWindow = field(default_factory=lambda: SpinWindow(0.0))
 
 
 @dataclass(slots=True, eq=False)
@@ -124,6 +135,7 @@ class _InFlight:
     connection: _Connection
     future: asyncio.Future[list[bytes]]
     size: int
+    sent_at: float
 
 
 class RpcService:
@@ -144,8 +156,11 @@ class RpcService:
         max_message_bytes: int = DEFAULT_RPC_MAX_MESSAGE_BYTES,
         curve: CurveKeys | None = None,
         transport: RpcTransport | None = None,
+        spin_max_s: float = DEFAULT_RPC_SPIN_US / 1e6,
     ) -> None:
         self._store = store
+        self._spin_max_s = spin_max_s
+        self._busy_poll: BusyPoll | None = None
         self.max_message_bytes = max_message_bytes
         if transport is None:
             if curve is None:
@@ -190,6 +205,7 @@ class RpcService:
         """
         await self._reconcile_records()
         self._loop = asyncio.get_running_loop()
+        self._busy_poll = BusyPoll(self._loop, lambda: bool(self._inflight))
         await self._transport.start(self)
         self.port = self._transport.port
         self._checker = self._tasks.spawn(self._check_activity_forever())
@@ -220,6 +236,11 @@ class RpcService:
                     await self._store.delete_containers(recorded)
             except (StateError, TimeoutError) as exc:
                 logger.warning("Replica records left to expire in Redis: %s", exc)
+
+    @property
+    def is_busy_polling(self) -> bool:
+        """The loop is polling for a reply instead of sleeping (``busy_poll``)."""
+        return self._busy_poll is not None and self._busy_poll.is_running
 
     @property
     def connection_count(self) -> int:
@@ -256,8 +277,10 @@ class RpcService:
         except OSError as exc:
             fail_unless_done(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
             return future
-        self._inflight[message_id] = _InFlight(conn, future, len(inputs))
+        self._inflight[message_id] = _InFlight(conn, future, len(inputs), time.monotonic())
         conn.inflight.add(message_id)
+        if conn.spin.window_s and self._busy_poll is not None:
+            self._busy_poll.extend(conn.spin.window_s)
         self._count("sent", "predict_request")
         if self.on_send_delay is not None:
             self.on_send_delay(self._loop.time() - started)
@@ -354,6 +377,7 @@ class RpcService:
             return None
         del self._inflight[message_id]
         conn.inflight.discard(message_id)
+        conn.spin.waited(time.monotonic() - entry.sent_at)
         if conn.is_draining and not conn.inflight:
             self._tasks.spawn(self._finish_drain(conn))
         return entry
@@ -405,7 +429,8 @@ class RpcService:
         connection_id = self._next_connection_id
         self._next_connection_id = (connection_id + 1) & _U32_MASK
         info = ContainerInfo(model.name, model.version, replica_id, connection_id, message.input_type)
-        conn = _Connection(identity, connection_id, info, self._loop.time())
+        spin = SpinWindow(self._spin_max_s)
+        conn = _Connection(identity, connection_id, info, self._loop.time(), spin=spin)
         self._by_identity[identity] = conn
         self._by_id[connection_id] = conn
         conn.registration = self._tasks.spawn(self._publish_replica(conn))

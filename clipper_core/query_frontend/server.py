@@ -83,6 +83,7 @@ async def start_gateway(store: StateStore, settings: QuerySettings, metrics: Fro
         settings.rpc_service_port,
         inactivity_timeout_s=settings.inactivity_timeout_s,
         max_message_bytes=settings.rpc_max_message_bytes,
+        spin_max_s=settings.rpc_spin_us / 1e6,
         curve=CurveKeys.from_secret(settings.rpc_secret) if settings.rpc_secret else None,
     )
     gateway = ModelGateway(

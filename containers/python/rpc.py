@@ -215,9 +215,10 @@ class RPCService:
                 return ZmqTransport(zmq_context, address, wake_fd, curve)
         else:
             port = settings.clipper_port
+            spin_max_s = settings.rpc_spin_us / 1e6
 
             def new_transport(wake_fd: int) -> RpcTransport:
-                return NativeTransport(ip, port, wake_fd)
+                return NativeTransport(ip, port, wake_fd, spin_max_s=spin_max_s)
 
         self.server = ContainerServer(
             new_transport,

@@ -16,6 +16,9 @@ Our additions (all optional):
   with keys derived from it (``clipper_core.rpc.curve``); unset = plain RPC v3, as the original.
 * ``CLIPPER_RPC_POLL_MS`` / ``CLIPPER_RPC_ACTIVITY_TIMEOUT_MS``: keep-alive intervals
   (defaults 5000 / 30000 ms, as the original); tests shrink them.
+* ``CLIPPER_RPC_SPIN_US``: the longest the runtime polls for the next request after a message
+  before it sleeps, adapted to the traffic below that (``clipper_core.rpc.spin``; default 0,
+  never poll). Plain RPC only.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from clipper_core.rpc import RPC_SECRET_ENV, InputType
+from clipper_core.rpc.spin import DEFAULT_SPIN_US
 
 __all__ = [
     "DEFAULT_ACTIVITY_TIMEOUT_MS",
@@ -67,6 +71,7 @@ class ContainerSettings:
     metrics_host: str = DEFAULT_METRICS_HOST
     poll_ms: int = DEFAULT_POLL_MS
     activity_timeout_ms: int = DEFAULT_ACTIVITY_TIMEOUT_MS
+    rpc_spin_us: int = DEFAULT_SPIN_US
     # The cluster's RPC secret: when set, the container speaks CurveZMQ (clipper_core.rpc.curve).
     rpc_secret: str | None = field(default=None, repr=False)
 
@@ -120,6 +125,7 @@ class ContainerSettings:
             activity_timeout_ms=_int(
                 env, "CLIPPER_RPC_ACTIVITY_TIMEOUT_MS", DEFAULT_ACTIVITY_TIMEOUT_MS, minimum=1
             ),
+            rpc_spin_us=_int(env, "CLIPPER_RPC_SPIN_US", DEFAULT_SPIN_US, minimum=0, maximum=1_000_000),
             rpc_secret=env.get(RPC_SECRET_ENV) or None,
         )
 

@@ -12,6 +12,8 @@ wait for a message or a wake-up, take one message, send one message. Two impleme
   handshake is complete wait in a queue of at most ``SEND_QUEUE_MESSAGES`` (libzmq's default
   ``ZMQ_SNDHWM``) and go out, in order, once it is; a send never blocks (what the kernel does
   not take is written when the socket is writable again); the peer's PINGs are answered.
+  After each message it polls the socket a while before sleeping (``clipper_core.rpc.spin``,
+  bounded by ``CLIPPER_RPC_SPIN_US``), so a request that follows soon does not have to wake it.
 * :class:`ZmqTransport` (``CLIPPER_RPC_SECRET`` set): a libzmq DEALER, because CurveZMQ
   (``clipper_core.rpc.curve``) is libzmq's.
 
@@ -37,6 +39,7 @@ from zmq.backend import zmq_poll
 from clipper_core.rpc import CurveKeys
 from clipper_core.rpc.codec import Buffer
 from clipper_core.rpc.frames import recv_frames, send_frames
+from clipper_core.rpc.spin import SpinWindow
 from clipper_core.rpc.zmtp import Message, Ready, ZmtpConnection, ZmtpError
 
 __all__ = [
@@ -138,8 +141,10 @@ class ZmqTransport:
 class NativeTransport:
     """:class:`RpcTransport` over a plain TCP socket and the ZMTP codec (see the module doc)."""
 
-    def __init__(self, host: str, port: int, wake_fd: int) -> None:
+    def __init__(self, host: str, port: int, wake_fd: int, *, spin_max_s: float = 0.0) -> None:
         self.address = f"tcp://{host}:{port}"
+        # Polls for the next request a while after each message before sleeping (rpc.spin).
+        self._spin = SpinWindow(spin_max_s)
         self._peer = (host, port)
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._wake_fd = wake_fd
@@ -161,6 +166,11 @@ class NativeTransport:
         self._recv_buffer = bytearray(RECV_BUFFER_BYTES)
         self._recv_view = memoryview(self._recv_buffer)
 
+    @property
+    def spin_window_s(self) -> float:
+        """How long the next wait polls before it sleeps."""
+        return self._spin.window_s
+
     # ------------------------------------------------------------------ interface
 
     def connect(self) -> None:
@@ -169,22 +179,16 @@ class NativeTransport:
     def wait(self, timeout_ms: int) -> tuple[bool, bool]:
         if self._inbox:
             return True, False
-        deadline = time.monotonic() + timeout_ms / 1000.0
-        while True:
-            now = time.monotonic()
-            if self._sock is None and now >= self._reconnect_at:
-                self._start_connect()
-            wake_at = deadline if self._sock is not None else min(deadline, self._reconnect_at)
-            is_woken = False
-            for fd, events in self._poller.poll(max(0, math.ceil((wake_at - now) * 1000.0))):
-                if fd == self._fd:
-                    self._on_socket(events)
-                else:
-                    is_woken = True
-            if is_woken or self._inbox:
-                return bool(self._inbox), is_woken
-            if time.monotonic() >= deadline:
-                return False, False
+        started = time.monotonic()
+        deadline = started + timeout_ms / 1000.0
+        result = None
+        if self._spin.window_s and self._is_ready:
+            result = self._poll_until(min(deadline, started + self._spin.window_s))
+        if result is None:
+            result = self._sleep_until(deadline)
+        if not result[1]:  # a wake-up from the pipe says nothing about the frontend's pace
+            self._spin.waited(time.monotonic() - started)
+        return result
 
     def recv(self) -> list[bytes] | None:
         return self._inbox.popleft() if self._inbox else None
@@ -205,6 +209,43 @@ class NativeTransport:
         self._close_socket()
         self._waiting.clear()
         self._poller.unregister(self._wake_fd)
+
+    # ------------------------------------------------------------------ waiting
+
+    def _poll_until(self, spin_until: float) -> tuple[bool, bool] | None:
+        """Poll without sleeping until a message or a wake-up comes (its result) or
+        ``spin_until`` passes (None)."""
+        poll = self._poller.poll
+        while True:
+            ready = poll(0)
+            if ready:
+                is_woken = self._dispatch(ready)
+                if is_woken or self._inbox:
+                    return bool(self._inbox), is_woken
+            if time.monotonic() >= spin_until:
+                return None
+
+    def _sleep_until(self, deadline: float) -> tuple[bool, bool]:
+        while True:
+            now = time.monotonic()
+            if self._sock is None and now >= self._reconnect_at:
+                self._start_connect()
+            wake_at = deadline if self._sock is not None else min(deadline, self._reconnect_at)
+            is_woken = self._dispatch(self._poller.poll(max(0, math.ceil((wake_at - now) * 1000.0))))
+            if is_woken or self._inbox:
+                return bool(self._inbox), is_woken
+            if time.monotonic() >= deadline:
+                return False, False
+
+    def _dispatch(self, ready: list[tuple[int, int]]) -> bool:
+        """Handle ``poll``'s events; True when the wake pipe is among them."""
+        is_woken = False
+        for fd, events in ready:
+            if fd == self._fd:
+                self._on_socket(events)
+            else:
+                is_woken = True
+        return is_woken
 
     # ------------------------------------------------------------------ connection
 

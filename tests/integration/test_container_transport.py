@@ -304,3 +304,54 @@ def test_reconnects_in_the_same_session_when_the_port_closes_and_reopens(
     assert "reconnected to tcp://127.0.0.1" in container.log
     assert "session 2" not in container.log
     assert zmq_thread_names(container.process.pid) == []
+
+
+def exchange(link: NativeTransport, peer: PeerRouter, body: bytes) -> None:
+    """The peer sends ``body``; the link takes it and answers; the peer reads the answer."""
+    peer.send([b"", body])
+    assert link.wait(int(TIMEOUT_S * 1000)) == (True, False)
+    assert link.recv() == [b"", body]
+    assert link.send([b"", b"re:" + body])
+    assert peer.events(1) == [Message([b"", b"re:" + body])]
+
+
+def test_requests_in_quick_succession_make_the_link_poll_and_idle_waits_stop_it(
+    peer: PeerRouter, wake_pipe: tuple[int, int]
+) -> None:
+    link = NativeTransport("127.0.0.1", peer.port, wake_pipe[0], spin_max_s=0.05)
+    try:
+        link.connect()
+        peer.accept()
+        pump_until(link, lambda: link._is_ready)
+        peer.events(1)  # READY
+        for i in range(10):  # each wait far shorter than the 50 ms bound
+            exchange(link, peer, b"q%d" % i)
+        polling = link.spin_window_s
+        assert polling > 0.0
+        # While it polls, the wake pipe still ends a wait at once.
+        os.write(wake_pipe[1], b"s")
+        started = time.monotonic()
+        assert link.wait(int(TIMEOUT_S * 1000)) == (False, True)
+        assert time.monotonic() - started < 1.0
+        os.read(wake_pipe[0], 16)
+        assert link.spin_window_s == polling  # a wake-up is not a wait for the frontend
+        for _ in range(20):  # waits longer than the bound: nothing comes for 60 ms each
+            assert link.wait(60) == (False, False)
+        assert link.spin_window_s == 0.0
+        exchange(link, peer, b"after")  # still serving once it sleeps again
+    finally:
+        link.close()
+
+
+def test_a_zero_bound_never_polls(peer: PeerRouter, wake_pipe: tuple[int, int]) -> None:
+    link = NativeTransport("127.0.0.1", peer.port, wake_pipe[0], spin_max_s=0.0)
+    try:
+        link.connect()
+        peer.accept()
+        pump_until(link, lambda: link._is_ready)
+        peer.events(1)
+        for i in range(5):
+            exchange(link, peer, b"q%d" % i)
+        assert link.spin_window_s == 0.0
+    finally:
+        link.close()

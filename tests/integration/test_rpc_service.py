@@ -383,3 +383,40 @@ async def test_retired_model_lets_a_draining_container_go(
     assert await dealer.recv() == REQUEST_METADATA
     assert listener.draining == []  # a retired replica was out of rotation already
     assert service.connection_count == 0
+
+
+async def test_quick_replies_make_the_loop_poll_for_the_next_one_and_slow_ones_stop_it(
+    store: StateStore, listener: Listener, transport: RpcTransport | None
+) -> None:
+    service = RpcService(
+        store, "127.0.0.1", 0, listener=listener, inactivity_timeout_s=30, transport=transport,
+        spin_max_s=0.05,
+    )
+    await service.start()
+    dealer = RawDealer(service.port)
+    try:
+        await dealer.register()
+        await wait_until(lambda: listener.added)
+
+        async def round_trip(reply_after_s: float) -> bool:
+            """One batch answered after ``reply_after_s``; was the loop polling meanwhile?"""
+            future = service.send_batch(0, InputType.DOUBLES, [b"a" * 8])
+            request = decode_from_frontend(await dealer.recv())
+            assert isinstance(request, PredictRequest)
+            await asyncio.sleep(reply_after_s)
+            polling = service.is_busy_polling
+            await dealer.send(encode_predict_response(Response(request.message_id, [b"x"])))
+            assert await asyncio.wait_for(future, 5) == [b"x"]
+            return polling
+
+        assert not await round_trip(0.0)  # nothing known of this container's pace yet
+        for _ in range(10):
+            await round_trip(0.0)
+        assert await round_trip(0.0)
+        for _ in range(20):  # replies slower than the 50 ms bound
+            await round_trip(0.06)
+        assert not await round_trip(0.0)
+        assert not service.is_busy_polling  # nothing in flight: the loop sleeps
+    finally:
+        dealer.close()
+        await service.aclose()

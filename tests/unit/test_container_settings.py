@@ -36,6 +36,7 @@ def test_every_variable_is_read() -> None:
         "CLIPPER_METRICS_HOST": "127.0.0.1",
         "CLIPPER_RPC_POLL_MS": "50",
         "CLIPPER_RPC_ACTIVITY_TIMEOUT_MS": "400",
+        "CLIPPER_RPC_SPIN_US": "300",
     }
     settings = ContainerSettings.from_environ(env)
     assert settings == ContainerSettings(
@@ -50,6 +51,7 @@ def test_every_variable_is_read() -> None:
         metrics_host="127.0.0.1",
         poll_ms=50,
         activity_timeout_ms=400,
+        rpc_spin_us=300,
     )
 
 
@@ -97,6 +99,8 @@ def test_unknown_input_type_is_one_line_error() -> None:
         ("CLIPPER_METRICS_PORT", "x"),
         ("CLIPPER_RPC_POLL_MS", "0"),
         ("CLIPPER_RPC_ACTIVITY_TIMEOUT_MS", "-5"),
+        ("CLIPPER_RPC_SPIN_US", "-1"),
+        ("CLIPPER_RPC_SPIN_US", "2000000"),
     ],
 )
 def test_bad_integers_are_refused(key: str, value: str) -> None:

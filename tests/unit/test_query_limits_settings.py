@@ -39,3 +39,21 @@ def test_connection_limits_defaults_flags_and_environment() -> None:
     settings = QuerySettings.parse(["--timeout_content", "0", "--max_connections", "50"], env)
     assert (settings.timeout_request, settings.timeout_content) == (2, 0)
     assert (settings.keepalive_timeout_s, settings.max_connections) == (0.0, 50)
+
+
+def test_rpc_spin_bound_default_flag_environment_and_the_container_default() -> None:
+    from clipper_core.rpc.spin import DEFAULT_SPIN_US
+    from clipper_core.settings import DEFAULT_RPC_SPIN_US
+
+    # Neither end polls unless told to.
+    assert QuerySettings.parse([], {}).rpc_spin_us == DEFAULT_RPC_SPIN_US == DEFAULT_SPIN_US == 0
+    env = {"CLIPPER_RPC_SPIN_US": "500"}
+    assert QuerySettings.parse([], env).rpc_spin_us == 500
+    assert QuerySettings.parse(["--rpc_spin_us", "200"], env).rpc_spin_us == 200
+
+
+def test_rpc_spin_bound_must_not_be_negative(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        QuerySettings.parse(["--rpc_spin_us", "-1"], {})
+    assert exited.value.code == 2
+    assert "--rpc_spin_us" in capsys.readouterr().err
