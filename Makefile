@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-python test lint quickstart bench bench-smoke bench-selection bench-frontends install-bench docker-images test-docker test-faults clean \
+.PHONY: install install-system install-python test lint quickstart bench bench-smoke bench-selection bench-frontends bench-spin install-bench docker-images test-docker test-faults clean \
 	install-r test-r install-k8s k8s-cluster k8s-cluster-down test-k8s \
 	install-frameworks test-frameworks docker-framework-images test-frameworks-docker \
 	install-ui test-ui
@@ -54,6 +54,11 @@ bench-selection: install-bench
 # benchmarks/results/frontends.json.
 bench-frontends: install-bench
 	$(PYTHON) -m benchmarks.frontends
+
+# Polling on the RPC hop off against on, side by side (--rpc_spin_us / CLIPPER_RPC_SPIN_US);
+# writes benchmarks/results/spin.json.
+bench-spin: install-bench
+	$(PYTHON) -m benchmarks.spin
 
 # The README's first command: a local cluster (LocalContainerManager, no Docker), one Python
 # function deployed and queried over HTTP, then everything stopped.
