@@ -17,6 +17,7 @@ scenario as ``frontends`` in ``latest.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
@@ -33,7 +34,7 @@ import requests
 from benchmarks import loadgen, report
 from benchmarks.cluster import Cluster
 from benchmarks.loadgen import LoadResult
-from benchmarks.scenarios import BenchConfig, ReferenceServer, ratio, summary, with_cpu
+from benchmarks.scenarios import BenchConfig, ReferenceServer, interleaved, ratio, summary, with_cpu
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,14 @@ def measured_with_machine(run: Callable[[], LoadResult], cluster: Cluster | None
     return measured
 
 
+def measured_closed_loop(url: str, concurrency: int, duration_s: float, pids: dict[str, int],
+                         cluster: Cluster | None = None) -> Callable[[], LoadResult]:
+    """One wrk closed-loop run against ``url`` with the CPU of ``pids`` and of the machine per
+    request (and, given ``cluster``, each of its frontends' share)."""
+    return measured_with_machine(with_cpu(
+        lambda: loadgen.run_closed_loop(url, concurrency, duration_s), pids), cluster)
+
+
 def serving_pids(cluster: Cluster) -> dict[str, int]:
     pids = {f"frontend_{i}": cluster.processes[name].pid for i, name in enumerate(cluster.query_names())}
     for i, replica in enumerate(cluster.replicas):
@@ -114,20 +123,14 @@ def scale_out(config: BenchConfig, reference: ReferenceServer, work_dir: Path) -
             cluster.deploy(APP, APP, "noop", slo_micros=config.noop_slo_us, batch_size=-1)
         for concurrency in concurrencies:
             runs = {
-                "reference": measured_with_machine(with_cpu(
-                    lambda c=concurrency: loadgen.run_closed_loop(reference.url(), c, d),
-                    {"server": reference.process.pid}), None),
-                "one_frontend": measured_with_machine(with_cpu(
-                    lambda c=concurrency: loadgen.run_closed_loop(one.predict_url(APP), c, d),
-                    serving_pids(one)), one),
-                "two_frontends": measured_with_machine(with_cpu(
-                    lambda c=concurrency: loadgen.run_closed_loop(two.predict_url(APP), c, d),
-                    serving_pids(two)), two),
+                "reference": measured_closed_loop(reference.url(), concurrency, d,
+                                                  {"server": reference.process.pid}),
+                "one_frontend": measured_closed_loop(one.predict_url(APP), concurrency, d,
+                                                     serving_pids(one), one),
+                "two_frontends": measured_closed_loop(two.predict_url(APP), concurrency, d,
+                                                      serving_pids(two), two),
             }
-            results: dict[str, list[LoadResult]] = {name: [] for name in runs}
-            for _ in range(rounds):
-                for name, run in runs.items():
-                    results[name].append(run())
+            results = interleaved(dataclasses.replace(config, rounds=rounds), runs)
             measured: dict[str, Any] = {name: summary_with_machine(r) for name, r in results.items()}
             measured["two_over_one"] = ratio(measured["two_frontends"]["goodput_qps"],
                                              measured["one_frontend"]["goodput_qps"])
@@ -149,18 +152,28 @@ def scale_out(config: BenchConfig, reference: ReferenceServer, work_dir: Path) -
     return figures
 
 
-def table(figures: dict[str, Any]) -> str:
-    lines = [f"{'run':28} {'qps':>8} {'p50 ms':>7} {'p99 ms':>7} {'serving us/req':>14} "
-             f"{'machine us/req':>14} {'cores busy':>10} {'share':>14}"]
+def table_rows(figures: dict[str, Any], names: tuple[str, ...], width: int,
+               summary_line: Callable[[str, dict[str, Any]], str], *, shares: bool) -> list[str]:
+    """The console table: a header, then per concurrency one row per named run and
+    ``summary_line(concurrency, measured)``."""
+    share_head = f" {'share':>14}" if shares else ""
+    lines = [f"{'run':{width}} {'qps':>8} {'p50 ms':>7} {'p99 ms':>7} {'serving us/req':>14} "
+             f"{'machine us/req':>14} {'cores busy':>10}{share_head}"]
     for concurrency, m in figures["by_concurrency"].items():
-        for name in ("reference", "one_frontend", "two_frontends"):
+        for name in names:
             r = m[name]
+            share = f" {r.get('share_per_frontend', '')!s:>14}" if shares else ""
             lines.append(
-                f"{name + ' c=' + concurrency:28} {r['goodput_qps']:>8.0f} {r['p50_ms']:>7.2f} "
+                f"{name + ' c=' + concurrency:{width}} {r['goodput_qps']:>8.0f} {r['p50_ms']:>7.2f} "
                 f"{r['p99_ms']:>7.2f} {r['cpu_us_per_request_serving']:>14} "
-                f"{r['cpu_us_per_request_machine']:>14} {r['cores_busy']:>10} "
-                f"{r.get('share_per_frontend', '')!s:>14}")
-        lines.append(f"  two/one frontends c={concurrency}: {m['two_over_one']}")
+                f"{r['cpu_us_per_request_machine']:>14} {r['cores_busy']:>10}{share}")
+        lines.append(summary_line(concurrency, m))
+    return lines
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = table_rows(figures, ("reference", "one_frontend", "two_frontends"), 28,
+                       lambda c, m: f"  two/one frontends c={c}: {m['two_over_one']}", shares=True)
     lines.append(f"per core: {figures['per_core']}")
     return "\n".join(lines)
 
@@ -197,16 +210,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown is not None:
         print(markdown_table(json.loads(args.markdown.read_text(encoding="utf-8"))["frontends"]))
         return 0
+    return measure_and_write("frontends", scale_out, table, smoke=args.smoke, out=args.out)
+
+
+def measure_and_write(
+    name: str,
+    measure: Callable[[BenchConfig, ReferenceServer, Path], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    *,
+    smoke: bool,
+    out: Path | None,
+) -> int:
+    """Run ``measure`` against a fresh reference server, write ``<out>/<name>.json`` (the
+    figures under ``name``, with the machine, duration and load around the run) and print
+    ``render(figures)``. Without ``out``: ``results/``, or a temporary directory for a smoke run."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = BenchConfig.smoke_config() if args.smoke else BenchConfig.full()
-    out_dir = args.out or (Path(tempfile.mkdtemp(prefix="clipper-bench-frontends-")) if args.smoke
-                           else report.RESULTS_DIR)
-    work_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-frontends-work-"))
+    config = BenchConfig.smoke_config() if smoke else BenchConfig.full()
+    out_dir = out or (
+        Path(tempfile.mkdtemp(prefix=f"clipper-bench-{name}-")) if smoke else report.RESULTS_DIR)
+    work_dir = Path(tempfile.mkdtemp(prefix=f"clipper-bench-{name}-work-"))
     reference = ReferenceServer()
     started = time.monotonic()
     load_before = [round(x, 2) for x in psutil.getloadavg()]
     try:
-        figures = scale_out(config, reference, work_dir)
+        figures = measure(config, reference, work_dir)
     finally:
         reference.close()
     payload = {
@@ -216,13 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before_after": [load_before, [round(x, 2) for x in psutil.getloadavg()]],
         "load_generator": "wrk (Debian package), 1 thread" if loadgen.wrk_available()
         else "Python closed-loop aiohttp client (wrk not installed)",
-        "frontends": figures,
+        name: figures,
     }
-    report.write_json(out_dir / "frontends.json", payload)
-    print(table(figures))
-    print(f"[bench] wrote {out_dir / 'frontends.json'}", flush=True)
+    report.write_json(out_dir / f"{name}.json", payload)
+    print(render(figures))
+    print(f"[bench] wrote {out_dir / f'{name}.json'}", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,19 +16,20 @@ seconds-long rounds and writes to a temporary directory.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
+import dataclasses
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadgen, report
 from benchmarks.cluster import Cluster
-from benchmarks.frontends import measured_with_machine, serving_pids, summary_with_machine
-from benchmarks.loadgen import LoadResult
-from benchmarks.scenarios import BenchConfig, ReferenceServer, ratio, with_cpu
+from benchmarks.frontends import (
+    measure_and_write,
+    measured_closed_loop,
+    serving_pids,
+    summary_with_machine,
+    table_rows,
+)
+from benchmarks.scenarios import BenchConfig, ReferenceServer, interleaved, ratio
 from clipper_core.rpc.spin import SUGGESTED_SPIN_US
 
 APP = "noop"
@@ -50,20 +51,14 @@ def compare(config: BenchConfig, reference: ReferenceServer, work_dir: Path,
             cluster.deploy(APP, APP, "noop", slo_micros=config.noop_slo_us, batch_size=-1)
         for concurrency in concurrencies:
             runs = {
-                "reference": measured_with_machine(with_cpu(
-                    lambda c=concurrency: loadgen.run_closed_loop(reference.url(), c, d),
-                    {"server": reference.process.pid}), None),
-                "spin_off": measured_with_machine(with_cpu(
-                    lambda c=concurrency: loadgen.run_closed_loop(sleeping.predict_url(APP), c, d),
-                    serving_pids(sleeping)), None),
-                "spin_on": measured_with_machine(with_cpu(
-                    lambda c=concurrency: loadgen.run_closed_loop(polling.predict_url(APP), c, d),
-                    serving_pids(polling)), None),
+                "reference": measured_closed_loop(reference.url(), concurrency, d,
+                                                  {"server": reference.process.pid}),
+                "spin_off": measured_closed_loop(sleeping.predict_url(APP), concurrency, d,
+                                                 serving_pids(sleeping)),
+                "spin_on": measured_closed_loop(polling.predict_url(APP), concurrency, d,
+                                                serving_pids(polling)),
             }
-            results: dict[str, list[LoadResult]] = {name: [] for name in runs}
-            for _ in range(rounds):
-                for name, run in runs.items():
-                    results[name].append(run())
+            results = interleaved(dataclasses.replace(config, rounds=rounds), runs)
             measured: dict[str, Any] = {name: summary_with_machine(r) for name, r in results.items()}
             for name in ("spin_off", "spin_on"):
                 measured[f"{name}_ratio_to_reference"] = ratio(measured[name]["goodput_qps"],
@@ -80,19 +75,12 @@ def compare(config: BenchConfig, reference: ReferenceServer, work_dir: Path,
 
 
 def table(figures: dict[str, Any]) -> str:
-    lines = [f"{'run':20} {'qps':>8} {'p50 ms':>7} {'p99 ms':>7} {'serving us/req':>14} "
-             f"{'machine us/req':>14} {'cores busy':>10}"]
-    for concurrency, m in figures["by_concurrency"].items():
-        for name in ("reference", "spin_off", "spin_on"):
-            r = m[name]
-            lines.append(
-                f"{name + ' c=' + concurrency:20} {r['goodput_qps']:>8.0f} {r['p50_ms']:>7.2f} "
-                f"{r['p99_ms']:>7.2f} {r['cpu_us_per_request_serving']:>14} "
-                f"{r['cpu_us_per_request_machine']:>14} {r['cores_busy']:>10}")
-        lines.append(f"  on/off c={concurrency}: {m['on_over_off']} (per round "
-                     f"{m['on_over_off_per_round']}); to reference off "
-                     f"{m['spin_off_ratio_to_reference']}, on {m['spin_on_ratio_to_reference']}")
-    return "\n".join(lines)
+    def summary_line(concurrency: str, m: dict[str, Any]) -> str:
+        return (f"  on/off c={concurrency}: {m['on_over_off']} (per round {m['on_over_off_per_round']});"
+                f" to reference off {m['spin_off_ratio_to_reference']}, on {m['spin_on_ratio_to_reference']}")
+
+    runs = ("reference", "spin_off", "spin_on")
+    return "\n".join(table_rows(figures, runs, 20, summary_line, shares=False))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,30 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spin-us", type=int, default=SUGGESTED_SPIN_US,
                         help="the polling cluster's bound in microseconds")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = BenchConfig.smoke_config() if args.smoke else BenchConfig.full()
-    out_dir = args.out or (
-        Path(tempfile.mkdtemp(prefix="clipper-spin-")) if args.smoke else report.RESULTS_DIR)
-    work_dir = Path(tempfile.mkdtemp(prefix="clipper-spin-work-"))
-    reference = ReferenceServer()
-    started = time.monotonic()
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    try:
-        figures = compare(config, reference, work_dir, args.spin_us)
-    finally:
-        reference.close()
-    payload = {
-        "kind": "smoke" if config.smoke else "full",
-        "machine": report.machine(),
-        "duration_s": round(time.monotonic() - started, 1),
-        "load_average_before_after": [load_before, [round(x, 2) for x in os.getloadavg()]],
-        "spin": figures,
-    }
-    report.write_json(out_dir / "spin.json", payload)
-    print(table(figures))
-    print(f"[spin] wrote {out_dir / 'spin.json'}")
-    return 0
-
+    spin_us = args.spin_us
+    return measure_and_write(
+        "spin", lambda config, reference, work_dir: compare(config, reference, work_dir, spin_us), table,
+        smoke=args.smoke, out=args.out)
 
 if __name__ == "__main__":
     sys.exit(main())
