@@ -277,7 +277,8 @@ class RpcService:
         except OSError as exc:
             fail_unless_done(future, ModelFailed(f"could not send to {_describe(conn)}: {exc}"))
             return future
-        self._inflight[message_id] = _InFlight(conn, future, len(inputs), time.monotonic())
+        sent_at = time.monotonic() if conn.spin.max_s else 0.0
+        self._inflight[message_id] = _InFlight(conn, future, len(inputs), sent_at)
         conn.inflight.add(message_id)
         if conn.spin.window_s and self._busy_poll is not None:
             self._busy_poll.extend(conn.spin.window_s)
@@ -377,7 +378,8 @@ class RpcService:
             return None
         del self._inflight[message_id]
         conn.inflight.discard(message_id)
-        conn.spin.waited(time.monotonic() - entry.sent_at)
+        if conn.spin.max_s:  # off by default: no clock read on the reply path
+            conn.spin.waited(time.monotonic() - entry.sent_at)
         if conn.is_draining and not conn.inflight:
             self._tasks.spawn(self._finish_drain(conn))
         return entry

@@ -186,7 +186,7 @@ class NativeTransport:
             result = self._poll_until(min(deadline, started + self._spin.window_s))
         if result is None:
             result = self._sleep_until(deadline)
-        if not result[1]:  # a wake-up from the pipe says nothing about the frontend's pace
+        if self._spin.max_s and not result[1]:  # a wake-up says nothing of the frontend's pace
             self._spin.waited(time.monotonic() - started)
         return result
 
