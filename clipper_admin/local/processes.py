@@ -28,8 +28,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# psutil reports create_time rounded to the clock tick; a larger gap means the pid was reused.
-_CREATE_TIME_SLACK_S: Final = 0.05
+# psutil's create_time is boot time (/proc/stat btime, whole seconds, recomputed from the wall
+# clock on every read, so it can step by a second between two readings) plus the start tick. A
+# larger gap than that means the pid was reused (pids wrap after pid_max, not within a second).
+_CREATE_TIME_SLACK_S: Final = 1.05
 LOG_TAIL_LINES: Final = 30
 
 # Popen objects of the processes this interpreter spawned, by pid, so they can be reaped (no
@@ -55,8 +57,16 @@ class ProcessHandle:
     def process(self) -> psutil.Process | None:
         """The live process this handle names, or None (exited, zombie, or pid reused)."""
         child = _own_children.get(self.pid)
-        if child is not None and child.poll() is not None:
-            return None  # exited (and reaped); kept until stopped so exit_code() can report it
+        if child is not None:
+            # Our own child's pid cannot be reused before we reap it, and only reaping tells its
+            # end reliably: a multi-threaded process whose main thread has exited shows as a
+            # zombie while its other threads still run (and waitpid cannot reap it yet).
+            if child.poll() is not None:
+                return None  # exited (and reaped); kept until stopped so exit_code() can report it
+            try:
+                return psutil.Process(self.pid)
+            except psutil.Error:
+                return None
         try:
             proc = psutil.Process(self.pid)
             if abs(proc.create_time() - self.create_time) > _CREATE_TIME_SLACK_S:
