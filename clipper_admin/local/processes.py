@@ -57,21 +57,17 @@ class ProcessHandle:
     def process(self) -> psutil.Process | None:
         """The live process this handle names, or None (exited, zombie, or pid reused)."""
         child = _own_children.get(self.pid)
-        if child is not None:
+        if child is not None and child.poll() is not None:
+            return None  # exited (and reaped); kept until stopped so exit_code() can report it
+        try:
+            proc = psutil.Process(self.pid)
             # Our own child's pid cannot be reused before we reap it, and only reaping tells its
             # end reliably: a multi-threaded process whose main thread has exited shows as a
             # zombie while its other threads still run (and waitpid cannot reap it yet).
-            if child.poll() is not None:
-                return None  # exited (and reaped); kept until stopped so exit_code() can report it
-            try:
-                return psutil.Process(self.pid)
-            except psutil.Error:
-                return None
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > _CREATE_TIME_SLACK_S:
-                return None
-            if proc.status() == psutil.STATUS_ZOMBIE:
+            if child is None and (
+                abs(proc.create_time() - self.create_time) > _CREATE_TIME_SLACK_S
+                or proc.status() == psutil.STATUS_ZOMBIE
+            ):
                 return None
         except psutil.Error:
             return None

@@ -22,7 +22,7 @@ import requests
 from clipper_admin import ClipperConnection, ClipperException, LocalContainerManager
 from clipper_admin.deployers import python as python_deployer
 from clipper_admin.local.cluster_record import ClusterRecord, ReplicaRecord
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 
 MAX_RESTARTS = 3
 BACKOFF_S = 0.2
@@ -55,15 +55,6 @@ def record_of(conn: ClipperConnection) -> ClusterRecord:
 def replica_of(conn: ClipperConnection, name: str) -> ReplicaRecord:
     (replica,) = [r for r in record_of(conn).replicas if r.name == name]
     return replica
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def predict(conn: ClipperConnection, app: str, value: float) -> dict[str, Any]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from clipper_admin.local.processes import ProcessHandle, spawn, stop_processes
+from tests.helpers import wait_for
 
 # The main thread ends with pthread_exit while a second thread goes on and later exits the
 # process with status 3: meanwhile the kernel shows the process as a zombie (the state of its
@@ -25,23 +24,16 @@ ctypes.CDLL(None).pthread_exit(None)
 """
 
 
-def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_child_whose_main_thread_ended_is_alive_until_it_can_be_reaped(tmp_path: Path) -> None:
     handle = spawn([sys.executable, "-c", _MAIN_THREAD_ENDS_FIRST], tmp_path / "child.log")
     try:
-        assert _wait_until(lambda: psutil.Process(handle.pid).status() == psutil.STATUS_ZOMBIE, 10)
+        wait_for(
+            lambda: psutil.Process(handle.pid).status() == psutil.STATUS_ZOMBIE, 10, "the main thread to end"
+        )
         # The state a zombie check alone would call dead, with no exit status to report.
         assert handle.is_alive()
         assert handle.exit_code() is None
-        assert _wait_until(lambda: not handle.is_alive(), 10)
+        wait_for(lambda: not handle.is_alive(), 10, "the second thread to end the process")
         assert handle.exit_code() == 3
     finally:
         stop_processes([handle], graceful=False)
