@@ -49,9 +49,10 @@ def kubeconfig() -> Iterator[str]:
         yield given
         return
     started = time.monotonic()
-    # One more start after a failed one: a component (cri-dockerd, once etcd) has been seen to
-    # exit at start with an empty log on this machine, and the next start came up (cause not
-    # found yet; each failed start's logs are kept in /var/tmp/clipper-k8s.failed).
+    # One more start after a failed one: cluster.sh picks its ports free before the components
+    # bind them, and on a shared machine another process can take one in between. (Components
+    # "exiting at start with an empty log" were cluster.sh's own pid check racing the exec; fixed
+    # there.) Each failed start's logs are kept in /var/tmp/clipper-k8s.failed.
     for attempt in range(1, CLUSTER_START_ATTEMPTS + 1):
         result = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
         if result.returncode == 0:

@@ -43,8 +43,8 @@ pid_of() {  # the live pid of a component started by `up`, or nothing
     local pid
     [ -f "$PIDS/$1" ] || return 1
     pid=$(cat "$PIDS/$1")
-    [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$STATE" || return 1   # guards against pid reuse
+    # Guards against pid reuse. (No `| grep -q`: under pipefail its early exit can fail the pipe.)
+    [[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" == *"$STATE"* ]] || return 1
     echo "$pid"
 }
 
@@ -61,11 +61,16 @@ api() {  # api PATH: GET from the API server as the admin
 }
 
 wait_for() {  # wait_for WHAT SECONDS COMPONENT CMD...: until CMD succeeds or COMPONENT dies
-    local what=$1 limit=$2 component=$3 end
+    local what=$1 limit=$2 component=$3 end pid
     shift 3
     end=$((SECONDS + limit))
+    pid=$(cat "$PIDS/$component")
     until "$@" >/dev/null 2>&1; do
-        if ! pid_of "$component" >/dev/null; then
+        # COMPONENT is this shell's child, started by this `up`, and its pid is not handed out
+        # again within a wait, so kill -0 tells whether it lives. (pid_of's cmdline check raced
+        # the exec: before it the cmdline is this script's, and it reads empty during one, so
+        # live components were reported dead with an empty log.)
+        if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 30 "$LOGS/$component.log" >&2 || true
             die "$component exited while waiting for $what (log: $LOGS/$component.log)"
         fi
